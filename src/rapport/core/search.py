@@ -1,0 +1,132 @@
+"""One search over companies, people (later deals and leads).
+
+``search_index`` keeps a SearchDocument per record; ``search_query`` finds them by
+name words in any order (prefix), phone digits typed in any format, email or tax
+id. SQLite answers from an FTS5 index, PostgreSQL from a trigram index; callers
+see one interface. Results are filtered by the user's view scope per type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from rapport.core.models import SearchDocument
+from rapport.core.names import name_tokens
+from rapport.core.phones import phone_digits, search_phone_variants
+from rapport.core.scopes import scope_q
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def search_body(*, names: Iterable[str], phones: Iterable[str] = (), emails: Iterable[str] = (),
+                extra: Iterable[str] = ()) -> str:
+    """The indexed text: words as typed, transliterated name tokens, emails, phone digits."""
+    tokens: list[str] = []
+    for name in names:
+        if name:
+            tokens.extend(_words(name))
+            tokens.extend(name_tokens(name))
+    for email in emails:
+        if email:
+            tokens.append(email.lower())
+    for phone in phones:
+        digits = phone_digits(phone)
+        if digits:
+            tokens.append(digits)
+    for item in extra:
+        if item:
+            tokens.extend(_words(item))
+    seen: dict[str, None] = dict.fromkeys(tokens)
+    return " ".join(seen)
+
+
+def search_index(
+    *,
+    object_type: str,
+    object_id: int,
+    title: str,
+    subtitle: str = "",
+    body: str,
+    team_id: int | None,
+    responsible_id: int | None,
+    deleted: bool = False,
+) -> None:
+    SearchDocument.objects.update_or_create(
+        object_type=object_type,
+        object_id=object_id,
+        defaults={
+            "title": title[:300],
+            "subtitle": subtitle[:300],
+            "body": body,
+            "team_id": team_id,
+            "responsible_id": responsible_id,
+            "deleted": deleted,
+        },
+    )
+
+
+def _fts_phrase(word: str) -> str:
+    parts = _words(word)
+    if not parts:
+        return ""
+    return '"' + " ".join(parts) + '"*'
+
+
+def _is_phone_query(q: str) -> bool:
+    digits = phone_digits(q)
+    return len(digits) >= 5 and not re.search(r"[^\d\s()+\-./٠-٩۰-۹]", q)
+
+
+def search_candidates(*, q: str, object_types: Iterable[str], cap: int = 2000) -> QuerySet[SearchDocument]:
+    """Unscoped matches of ``q``; callers add the scope (``search_query`` does)."""
+    types = list(object_types)
+    base = SearchDocument.objects.filter(object_type__in=types, deleted=False)
+    q = q.strip()
+    if not q:
+        return base.none()
+    if _is_phone_query(q):
+        variants = search_phone_variants(q, default_region=settings.DEFAULT_PHONE_REGION)
+        terms_any = [v for v in variants if len(v) >= 5] or [phone_digits(q)]
+        if connection.vendor == "sqlite":
+            match = " OR ".join(f'"{v}"*' for v in terms_any)
+            return base.filter(id__in=RawSQL(
+                "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
+                "MATCH %s LIMIT %s", (f"body:({match})", cap)))
+        cond = Q()
+        for v in terms_any:
+            cond |= Q(body__contains=v)
+        return base.filter(cond)
+    words = [w for w in q.split() if _words(w)]
+    if not words:
+        return base.none()
+    if connection.vendor == "sqlite":
+        match = " AND ".join(_fts_phrase(w) for w in words)
+        return base.filter(id__in=RawSQL(
+            "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
+            "MATCH %s LIMIT %s", (f"body:({match})", cap)))
+    cond = Q()
+    for w in words:
+        cond &= Q(body__icontains=w.lower().strip(".,;:()\"'«»"))
+    return base.filter(cond)
+
+
+def search_query(*, user: Any, q: str, object_types: Iterable[str] = ("company", "person"),
+                 limit: int = 20) -> list[SearchDocument]:
+    """What ``user`` may see of the matches of ``q``, best first."""
+    types = list(object_types)
+    scope = Q(pk__in=[])
+    for t in types:
+        scope |= Q(object_type=t) & scope_q(user, t, "view")
+    qs = search_candidates(q=q, object_types=types).filter(scope)
+    return list(qs.order_by("title", "id")[:limit])

@@ -1,0 +1,10 @@
+from django.urls import include, path
+
+from rapport.api import api
+
+urlpatterns = [
+    path("api/v1/", api.urls),
+    path("", include("rapport.accounts.urls")),
+    path("", include("rapport.parties.urls")),
+    path("", include("rapport.core.urls")),
+]
