@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Router
+from ninja import Query, Router
 from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.core import services
@@ -113,7 +113,7 @@ def custom_fields_delete(request: HttpRequest, field_id: int) -> Any:
 
 @router.get("/search", response={200: list[SearchHit], **ERRORS},
             summary="Find companies and people by name, phone, email or tax id")
-def search(request: HttpRequest, q: str = Field(..., max_length=200), limit: int = 20) -> Any:
+def search(request: HttpRequest, q: str = Query(..., max_length=200), limit: int = 20) -> Any:
     limit = max(1, min(limit, 100))
     return [
         {"object_type": d.object_type, "id": d.object_id, "title": d.title, "subtitle": d.subtitle}

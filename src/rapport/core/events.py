@@ -63,7 +63,9 @@ def event_record(
         payload=payload or {},
         available_at=timezone.now(),
     )
-    transaction.on_commit(_nudge_worker)
+    conn = transaction.get_connection()
+    if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
+        transaction.on_commit(_nudge_worker)  # once per transaction, not once per event
     return event
 
 

@@ -9,6 +9,7 @@ sorted lowercase ASCII tokens with quotes, punctuation and legal forms
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from itertools import permutations
 
 from anyascii import anyascii
@@ -207,10 +208,11 @@ def strip_legal_form(name: str) -> tuple[str, str | None]:
     return core, _pick_form(found)
 
 
-def _translit(token: str) -> list[str]:
-    if token.isascii():
-        return [t for t in _NON_ALNUM_RE.split(token) if t]
-    return [t for t in _NON_ALNUM_RE.split(anyascii(token).lower()) if t]
+@lru_cache(maxsize=131072)
+def _translit(token: str) -> tuple[str, ...]:
+    """ASCII pieces of one normalised chunk (names repeat: the cache pays off)."""
+    text = token if token.isascii() else anyascii(token).lower()
+    return tuple(t for t in _NON_ALNUM_RE.split(text) if t)
 
 
 def name_tokens(name: str) -> list[str]:

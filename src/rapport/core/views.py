@@ -1,0 +1,118 @@
+"""Shared pages: home, global search, recycle bin, custom fields admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from rapport.core import services
+from rapport.core.errors import FieldErrors, PermissionDenied
+from rapport.core.models import CustomFieldDefinition
+from rapport.core.scopes import can
+from rapport.core.search import search_query
+from rapport.core.selectors import custom_field_list
+
+
+def admin_required(request: HttpRequest) -> None:
+    if not getattr(request.user, "is_rapport_admin", False):
+        raise Http404
+
+
+def hit_url(object_type: str, object_id: int) -> str:
+    return reverse(f"{object_type}-detail", args=[object_id])
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    from rapport.parties.selectors import company_list, person_list
+
+    user: Any = request.user
+    companies = company_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
+    people = person_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
+    return render(request, "core/home.html", {
+        "companies": companies,
+        "people": people,
+        "company_count": company_list(user=user).count() if can(user, "company", "view") else 0,
+        "person_count": person_list(user=user).count() if can(user, "person", "view") else 0,
+    })
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()[:200]
+    hits = search_query(user=request.user, q=q, limit=50 if not request.htmx else 8) if q else []  # type: ignore[attr-defined]
+    rows = [{"doc": h, "url": hit_url(h.object_type, h.object_id)} for h in hits]
+    template = "core/_search_results.html" if request.htmx else "core/search.html"  # type: ignore[attr-defined]
+    return render(request, template, {"q": q, "rows": rows})
+
+
+@login_required
+def recycle_bin(request: HttpRequest) -> HttpResponse:
+    from rapport.parties.selectors import recycle_bin as bin_selector
+
+    admin_required(request)
+    companies, people = bin_selector(user=request.user)  # type: ignore[arg-type]
+    return render(request, "core/recycle_bin.html", {"companies": companies[:200], "people": people[:200]})
+
+
+@login_required
+def custom_fields(request: HttpRequest) -> HttpResponse:
+    admin_required(request)
+    errors: dict[str, list[str]] = {}
+    data: dict[str, Any] = {}
+    if request.method == "POST":
+        data = {
+            "object_type": request.POST.get("object_type", ""),
+            "name": request.POST.get("name", "").strip(),
+            "label": request.POST.get("label", "").strip(),
+            "type": request.POST.get("type", ""),
+            "required": request.POST.get("required") == "on",
+            "choices": [c for c in request.POST.get("choices", "").splitlines() if c.strip()],
+            "order": int(request.POST.get("order") or 100) if (request.POST.get("order") or "100").isdigit() else 100,
+            "help_text": request.POST.get("help_text", ""),
+        }
+        if data["object_type"] not in CustomFieldDefinition.ObjectType.values:
+            errors["object_type"] = [_("Choose what the field applies to.")]
+        if data["type"] not in CustomFieldDefinition.Type.values:
+            errors["type"] = [_("Choose a field type.")]
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", data["name"]):
+            errors["name"] = [_("Use lower-case letters, digits and _; start with a letter.")]
+        if not data["label"]:
+            errors["label"] = [_("This field is required.")]
+        if not errors:
+            try:
+                services.custom_field_create(actor=request.user, **data)
+                messages.success(request, _("Field “%(label)s” added.") % {"label": data["label"]})
+                return redirect("custom-fields")
+            except FieldErrors as exc:
+                errors = exc.errors
+            except PermissionDenied as exc:
+                errors = {"__all__": [str(exc)]}
+    return render(request, "core/custom_fields.html", {
+        "fields": custom_field_list(object_type=None),
+        "object_types": CustomFieldDefinition.ObjectType.choices,
+        "types": CustomFieldDefinition.Type.choices,
+        "errors": errors,
+        "data": data,
+    }, status=422 if errors else 200)
+
+
+@login_required
+@require_POST
+def custom_field_delete(request: HttpRequest, field_id: int) -> HttpResponse:
+    admin_required(request)
+    defn = custom_field_list(object_type=None).filter(pk=field_id).first()
+    if defn is None:
+        raise Http404
+    services.custom_field_delete(actor=request.user, definition=defn)
+    messages.success(request, _("Field removed. Stored values are kept."))
+    return redirect("custom-fields")
