@@ -240,7 +240,7 @@ def _female_az(last: str) -> str:
 
 def _patronymic(rng: random.Random, female: bool) -> str:
     base = rng.choice(RU_PATRONYMIC_BASE).replace("ё", "е")
-    if base.endswith("й"):
+    if base.endswith(("й", "ь")):
         stem, male, fem = base[:-1], "евич", "евна"
     else:
         stem, male, fem = base, "ович", "овна"
@@ -343,7 +343,7 @@ def phone(rng: random.Random, country: str) -> tuple[str, str]:
     if exch[1:] == "11":
         exch = exch[0] + "12"
     line = f"{rng.randrange(10**4):04d}"
-    return f"+1{area}{exch}{line}", f"({area}) {exch}-{line}"
+    return f"+1{area}{exch}{line}", f"+1 ({area}) {exch}-{line}"
 
 
 def check_phones(samples: int = 2000) -> None:

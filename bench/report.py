@@ -63,18 +63,21 @@ def section(result: dict[str, Any]) -> str:
         if g.get("seconds")
         else "data reused"
     )
-    return "\n".join([
-        f"<!-- bench:{result['db']}:start -->",
-        f"### {DB_LABEL.get(result['db'], result['db'])} {m.get('db_version', '')}".rstrip(),
-        "",
-        f"{result['date']}, {m['cpus']} cores, {m['platform']}, Python {m['python']}; "
-        f"{s['people']:,} people, {s['companies']:,} companies, "
-        f"{s.get('contact_points', 0):,} contact points; {gen}; "
-        f"{result['requests']} requests per scenario, gunicorn with {result['workers']} workers.",
-        "",
-        table(result),
-        f"<!-- bench:{result['db']}:end -->",
-    ])
+    return "\n".join(
+        [
+            f"<!-- bench:{result['db']}:start -->",
+            f"### {DB_LABEL.get(result['db'], result['db'])} {m.get('db_version', '')}".rstrip(),
+            "",
+            f"{result['date']}, {m['cpus']} cores, {m['platform']}, Python {m['python']}; "
+            f"{s['people']:,} people, {s['companies']:,} companies, "
+            f"{s.get('contact_points', 0):,} contact points; {gen}; "
+            f"{result['requests']} requests per scenario, "
+            f"gunicorn with {result['workers']} workers.",
+            "",
+            table(result),
+            f"<!-- bench:{result['db']}:end -->",
+        ]
+    )
 
 
 def update_readme(result: dict[str, Any], readme: Path = README) -> None:
@@ -84,10 +87,8 @@ def update_readme(result: dict[str, Any], readme: Path = README) -> None:
         text = text.rstrip() + f"\n\n## Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     block, tail = rest.split(END, 1)
-    sections = dict(
-        re.findall(r"(<!-- bench:(\w+):start -->.*?<!-- bench:\2:end -->)", block, re.S)[i][::-1]
-        for i in range(len(re.findall(r"<!-- bench:(\w+):start -->", block)))
-    )
+    found = re.findall(r"(<!-- bench:(\w+):start -->.*?<!-- bench:\2:end -->)", block, re.S)
+    sections = {db: full for full, db in found}
     sections[result["db"]] = section(result)
     ordered = [sections[k] for k in ("sqlite", "postgresql") if k in sections]
     ordered += [v for k, v in sections.items() if k not in ("sqlite", "postgresql")]

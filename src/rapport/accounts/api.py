@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
-from pydantic import BaseModel, ConfigDict, Field
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict, Field
 
 from rapport.accounts import selectors, services
 from rapport.accounts.models import Team
@@ -15,14 +15,14 @@ from rapport.accounts.models import Team
 router = Router(tags=["accounts"])
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Schema):
     error: dict[str, Any]
 
 
 ERRORS: dict[int, Any] = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 
-class UserOut(BaseModel):
+class UserOut(Schema):
     id: int
     username: str
     first_name: str
@@ -35,26 +35,26 @@ class UserOut(BaseModel):
     is_active: bool
 
 
-class TeamOut(BaseModel):
+class TeamOut(Schema):
     id: int
     name: str
     kind: str
     parent_id: int | None
 
 
-class TeamIn(BaseModel):
+class TeamIn(Schema):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=150)
     kind: Team.Kind = Team.Kind.DEPARTMENT
     parent_id: int | None = None
 
 
-class TokenIn(BaseModel):
+class TokenIn(Schema):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
 
 
-class TokenOut(BaseModel):
+class TokenOut(Schema):
     id: int
     name: str
     prefix: str
@@ -91,7 +91,8 @@ def teams_list(request: HttpRequest) -> Any:
 def teams_create(request: HttpRequest, body: TeamIn) -> Any:
     user = request.user
     parent = selectors.team_get(user=user, team_id=body.parent_id) if body.parent_id else None  # type: ignore[arg-type]
-    return 201, services.team_create(actor=user, name=body.name, kind=body.kind, parent=parent)  # type: ignore[arg-type]
+    team = services.team_create(actor=user, name=body.name, kind=body.kind, parent=parent)  # type: ignore[arg-type]
+    return Status(201, team)
 
 
 @router.get("/teams/{team_id}", response={200: TeamOut, **ERRORS}, summary="Get a team")
@@ -116,7 +117,7 @@ def tokens_list(request: HttpRequest) -> Any:
 @router.post("/tokens", response={201: TokenCreated, **ERRORS}, summary="Create an API token")
 def tokens_create(request: HttpRequest, body: TokenIn) -> Any:
     token, raw = services.api_token_create(user=request.user, name=body.name)  # type: ignore[arg-type]
-    return 201, {**TokenOut.model_validate(token, from_attributes=True).model_dump(), "token": raw}
+    return Status(201, {**TokenOut.model_validate(token, from_attributes=True).model_dump(), "token": raw})
 
 
 @router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke an API token")
@@ -127,4 +128,4 @@ def tokens_revoke(request: HttpRequest, token_id: int) -> Any:
     if token is None:
         raise Http404
     services.api_token_revoke(user=request.user, token=token)  # type: ignore[arg-type]
-    return 204, None
+    return Status(204, None)

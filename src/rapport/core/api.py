@@ -8,8 +8,8 @@ from typing import Any
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Query, Router
-from pydantic import BaseModel, ConfigDict, Field
+from ninja import Query, Router, Schema, Status
+from pydantic import ConfigDict, Field
 
 from rapport.core import services
 from rapport.core.errors import FieldErrors
@@ -20,14 +20,14 @@ from rapport.core.selectors import audit_for_object, custom_field_list
 router = Router(tags=["kernel"])
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Schema):
     error: dict[str, Any]
 
 
 ERRORS: dict[int, Any] = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 
-class CustomFieldIn(BaseModel):
+class CustomFieldIn(Schema):
     model_config = ConfigDict(extra="forbid")
     object_type: CustomFieldDefinition.ObjectType
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")
@@ -39,7 +39,7 @@ class CustomFieldIn(BaseModel):
     help_text: str = Field("", max_length=200)
 
 
-class CustomFieldPatch(BaseModel):
+class CustomFieldPatch(Schema):
     model_config = ConfigDict(extra="forbid")
     label: str | None = Field(None, min_length=1, max_length=100)
     required: bool | None = None
@@ -48,7 +48,7 @@ class CustomFieldPatch(BaseModel):
     help_text: str | None = Field(None, max_length=200)
 
 
-class CustomFieldOut(BaseModel):
+class CustomFieldOut(Schema):
     id: int
     object_type: str
     name: str
@@ -60,14 +60,14 @@ class CustomFieldOut(BaseModel):
     help_text: str
 
 
-class SearchHit(BaseModel):
+class SearchHit(Schema):
     object_type: str
     id: int
     title: str
     subtitle: str
 
 
-class AuditOut(BaseModel):
+class AuditOut(Schema):
     id: int
     at: dt.datetime
     actor_id: int | None
@@ -88,7 +88,7 @@ def custom_fields_create(request: HttpRequest, body: CustomFieldIn) -> Any:
         defn = services.custom_field_create(actor=request.user, **body.model_dump())
     except IntegrityError as exc:
         raise FieldErrors.single("name", _("A field with this name already exists.")) from exc
-    return 201, defn
+    return Status(201, defn)
 
 
 @router.patch("/custom-fields/{field_id}", response={200: CustomFieldOut, **ERRORS},
@@ -108,7 +108,7 @@ def custom_fields_delete(request: HttpRequest, field_id: int) -> Any:
     if defn is None:
         raise Http404
     services.custom_field_delete(actor=request.user, definition=defn)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/search", response={200: list[SearchHit], **ERRORS},

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from rapport.core.errors import FieldErrors
 from rapport.core.pagination import keyset_page
@@ -165,7 +165,7 @@ def companies_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
 def companies_create(request: HttpRequest, body: CompanyWrite, force: bool = False) -> Any:
     company = services.company_create(actor=_user(request), data=_payload(body, partial=False),
                                       force=force)
-    return 201, company_out(company)
+    return Status(201, company_out(company))
 
 
 @router.get("/companies/{company_id}", response={200: CompanyOut, **ERRORS}, summary="Get a company")
@@ -193,7 +193,7 @@ def companies_update(request: HttpRequest, response: HttpResponse, company_id: i
 def companies_delete(request: HttpRequest, company_id: int) -> Any:
     company = selectors.company_get(user=_user(request), company_id=company_id)
     services.party_delete(actor=_user(request), obj=company)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/companies/{company_id}/restore", response={200: CompanyOut, **ERRORS},
@@ -220,7 +220,7 @@ def people_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
 def people_create(request: HttpRequest, body: PersonWrite, force: bool = False) -> Any:
     person = services.person_create(actor=_user(request), data=_payload(body, partial=False),
                                     force=force)
-    return 201, person_out(person)
+    return Status(201, person_out(person))
 
 
 @router.get("/people/{person_id}", response={200: PersonOut, **ERRORS}, summary="Get a person")
@@ -247,7 +247,7 @@ def people_update(request: HttpRequest, response: HttpResponse, person_id: int, 
 def people_delete(request: HttpRequest, person_id: int) -> Any:
     person = selectors.person_get(user=_user(request), person_id=person_id)
     services.party_delete(actor=_user(request), obj=person)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/people/{person_id}/restore", response={200: PersonOut, **ERRORS},
@@ -293,7 +293,7 @@ def contact_points_create(request: HttpRequest, body: ContactPointIn) -> Any:
     point = (ContactPoint.objects.filter(**{"company" if isinstance(owner, Company) else "person": owner})
              .filter(channel=body.channel).order_by("-id"))
     found = next((p for p in point if (p.value or p.raw) in values or p.raw in values), None)
-    return 201, found or point.first()
+    return Status(201, found or point.first())
 
 
 @router.post("/company-relations", response={201: CompanyRelationOut, **WRITE_ERRORS},
@@ -304,7 +304,7 @@ def company_relations_create(request: HttpRequest, body: CompanyRelationIn) -> A
     b = selectors.company_get(user=user, company_id=body.to_company_id)
     rel = services.company_relation_create(actor=user, from_company=a, to_company=b,
                                            kind=body.kind, note=body.note)
-    return 201, rel
+    return Status(201, rel)
 
 
 @router.get("/companies/{company_id}/relations", response={200: list[CompanyRelationOut], **ERRORS},
@@ -321,7 +321,7 @@ def company_relations_delete(request: HttpRequest, relation_id: int) -> Any:
     user = _user(request)
     services.relation_delete(actor=user, relation=selectors.company_relation_get(user=user,
                                                                                relation_id=relation_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/person-relations", response={201: PersonRelationOut, **WRITE_ERRORS},
@@ -332,7 +332,7 @@ def person_relations_create(request: HttpRequest, body: PersonRelationIn) -> Any
     b = selectors.person_get(user=user, person_id=body.to_person_id)
     rel = services.person_relation_create(actor=user, from_person=a, to_person=b, kind=body.kind,
                                           note=body.note)
-    return 201, rel
+    return Status(201, rel)
 
 
 @router.get("/people/{person_id}/relations", response={200: list[PersonRelationOut], **ERRORS},
@@ -349,7 +349,7 @@ def person_relations_delete(request: HttpRequest, relation_id: int) -> Any:
     user = _user(request)
     services.relation_delete(actor=user, relation=selectors.person_relation_get(user=user,
                                                                               relation_id=relation_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/duplicates/check", response={200: list[DuplicateCandidateOut], **ERRORS},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ninja import Schema
 from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.parties.choices import (
@@ -45,7 +46,7 @@ class BankAccountIn(Strict):
     currency: str = Field("", max_length=3)
 
 
-class ContactPointOut(BaseModel):
+class ContactPointOut(Schema):
     id: int
     channel: str
     kind: str
@@ -109,7 +110,7 @@ class CompanyPatch(Strict):
     default_region: str | None = Field(None, max_length=2)
 
 
-class CompanyOut(BaseModel):
+class CompanyOut(Schema):
     id: int
     version: int
     short_name: str
@@ -145,7 +146,7 @@ class EmploymentIn(Strict):
     role: EmploymentRole = EmploymentRole.OTHER
 
 
-class EmploymentOut(BaseModel):
+class EmploymentOut(Schema):
     company_id: int
     company: str
     position: str
@@ -193,7 +194,7 @@ class PersonPatch(Strict):
     default_region: str | None = Field(None, max_length=2)
 
 
-class PersonOut(BaseModel):
+class PersonOut(Schema):
     id: int
     version: int
     first_name: str
@@ -217,12 +218,12 @@ class PersonOut(BaseModel):
     deleted_at: dt.datetime | None
 
 
-class CompanyPage(BaseModel):
+class CompanyPage(Schema):
     items: list[CompanyOut]
     next_cursor: str | None
 
 
-class PersonPage(BaseModel):
+class PersonPage(Schema):
     items: list[PersonOut]
     next_cursor: str | None
 
@@ -242,7 +243,7 @@ class CompanyRelationIn(Strict):
     note: str = Field("", max_length=300)
 
 
-class CompanyRelationOut(BaseModel):
+class CompanyRelationOut(Schema):
     id: int
     from_company_id: int
     to_company_id: int
@@ -257,7 +258,7 @@ class PersonRelationIn(Strict):
     note: str = Field("", max_length=300)
 
 
-class PersonRelationOut(BaseModel):
+class PersonRelationOut(Schema):
     id: int
     from_person_id: int
     to_person_id: int
@@ -274,7 +275,7 @@ class DuplicateCheckIn(Strict):
     exclude_id: int | None = None
 
 
-class DuplicateCandidateOut(BaseModel):
+class DuplicateCandidateOut(Schema):
     object_type: str
     id: int | None
     title: str
@@ -283,5 +284,5 @@ class DuplicateCandidateOut(BaseModel):
     responsible: str
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(Schema):
     error: dict[str, Any]

@@ -212,14 +212,16 @@ def _company_clean(data: dict[str, Any], actor: User | None,
             errors["short_name"] = [_(REQUIRED_MSG)]
         stripped, form = strip_legal_form(raw_name)
         out["short_name"] = raw_name[:200]
-        if form and not data.get("legal_form"):
-            out["legal_form"] = form
         if not stripped and raw_name:
             errors["short_name"] = [_("Enter the company's name, not only its legal form.")]
     for f in ("full_name", "legal_form", "registration_number", "industry", "website",
               "legal_address", "postal_address", "city", "source", "notes"):
         if f in data:
             out[f] = str(data[f] or "").strip()
+    if "short_name" in out and not out.get("legal_form") and not (existing and existing.legal_form):
+        _stripped, form = strip_legal_form(out["short_name"])
+        if form:
+            out["legal_form"] = form
     if "entity_type" in data:
         if data["entity_type"] not in EntityType.values:
             errors["entity_type"] = [_("Choose a legal entity or a sole trader.")]

@@ -3,7 +3,6 @@ from django.urls import path, register_converter
 from rapport.parties import views
 
 
-
 class PartyTypeConverter:
     regex = "company|person"
 

@@ -29,12 +29,24 @@ class Command(BaseCommand):
         from rapport.accounts.models import Team
 
         org = Team.objects.filter(parent__isnull=True).first() or team_create(
-            actor=None, name="Organisation", kind=Team.Kind.ORGANISATION)
-        user_create(actor=None, username=opts["username"], password=password, first_name="Admin",
-                    team=org, is_superuser=True)
+            actor=None, name="Organisation", kind=Team.Kind.ORGANISATION
+        )
+        user_create(
+            actor=None,
+            username=opts["username"],
+            password=password,
+            first_name="Admin",
+            team=org,
+            is_superuser=True,
+        )
         if generated:
-            self.stdout.write(self.style.WARNING(
-                f"Administrator created: login {opts['username']!r}, password {password!r} "
-                "(shown once: write it down; set RAPPORT_ADMIN_PASSWORD to choose it)."))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Administrator created: login {opts['username']!r}, password {password!r} "
+                    "(shown once: write it down; set RAPPORT_ADMIN_PASSWORD to choose it)."
+                )
+            )
         else:
-            self.stdout.write(f"Administrator {opts['username']!r} created with RAPPORT_ADMIN_PASSWORD.")
+            self.stdout.write(
+                f"Administrator {opts['username']!r} created with RAPPORT_ADMIN_PASSWORD."
+            )

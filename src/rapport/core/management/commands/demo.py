@@ -20,29 +20,111 @@ from rapport.parties.services import (
 )
 
 COMPANIES = [
-    {"short_name": "ООО «Ромашка»", "tax_id": "7707083893", "tax_country": "RU", "kinds": ["client"],
-     "city": "Москва", "country": "RU", "industry": "Розничная торговля",
-     "phones": [{"raw": "+7 495 123-45-67", "kind": "work"}], "emails": [{"raw": "info@romashka.ru"}]},
-    {"short_name": "Северсталь-Логистик АО", "kinds": ["carrier", "supplier"], "city": "Череповец",
-     "country": "RU", "phones": [{"raw": "8 (8202) 53-09-00", "kind": "work"}]},
-    {"short_name": "Antonello Professore S.r.l.", "tax_id": "IT01114601006", "tax_country": "IT",
-     "kinds": ["client"], "city": "Milano", "country": "IT",
-     "phones": [{"raw": "+39 02 1678 8371", "kind": "work"}], "emails": [{"raw": "ordini@antonello.it"}]},
-    {"short_name": "Azər Texnika MMC", "kinds": ["prospect"], "city": "Bakı", "country": "AZ",
-     "phones": [{"raw": "(012) 404 55 66", "kind": "work"}], "default_region": "AZ"},
-    {"short_name": "شركة النور المحدودة", "kinds": ["partner"], "city": "الرياض", "country": "SA",
-     "phones": [{"raw": "+966 11 234 5678", "kind": "work"}], "default_region": "SA"},
-    {"short_name": "Blue Harbor Logistics LLC", "kinds": ["competitor"], "city": "Newark",
-     "country": "US", "phones": [{"raw": "+1 201 206 4069", "kind": "work"}], "default_region": "US"},
+    {
+        "short_name": "ООО «Ромашка»",
+        "tax_id": "7707083893",
+        "tax_country": "RU",
+        "kinds": ["client"],
+        "city": "Москва",
+        "country": "RU",
+        "industry": "Розничная торговля",
+        "phones": [{"raw": "+7 495 123-45-67", "kind": "work"}],
+        "emails": [{"raw": "info@romashka.ru"}],
+    },
+    {
+        "short_name": "Северсталь-Логистик АО",
+        "kinds": ["carrier", "supplier"],
+        "city": "Череповец",
+        "country": "RU",
+        "phones": [{"raw": "8 (8202) 53-09-00", "kind": "work"}],
+    },
+    {
+        "short_name": "Antonello Professore S.r.l.",
+        "tax_id": "IT01114601006",
+        "tax_country": "IT",
+        "kinds": ["client"],
+        "city": "Milano",
+        "country": "IT",
+        "phones": [{"raw": "+39 02 1678 8371", "kind": "work"}],
+        "emails": [{"raw": "ordini@antonello.it"}],
+    },
+    {
+        "short_name": "Azər Texnika MMC",
+        "kinds": ["prospect"],
+        "city": "Bakı",
+        "country": "AZ",
+        "phones": [{"raw": "(012) 404 55 66", "kind": "work"}],
+        "default_region": "AZ",
+    },
+    {
+        "short_name": "شركة النور المحدودة",
+        "kinds": ["partner"],
+        "city": "الرياض",
+        "country": "SA",
+        "phones": [{"raw": "+966 11 234 5678", "kind": "work"}],
+        "default_region": "SA",
+    },
+    {
+        "short_name": "Blue Harbor Logistics LLC",
+        "kinds": ["competitor"],
+        "city": "Newark",
+        "country": "US",
+        "phones": [{"raw": "+1 201 206 4069", "kind": "work"}],
+        "default_region": "US",
+    },
 ]
 PEOPLE = [
-    ("Ivan", "Petrov", "Sergeyevich", "+7 912 341-96-15", "ivan.petrov@romashka.ru", 0, "Director", "director"),
-    ("Мария", "Смирнова", "Олеговна", "8 (916) 555-12-34", "m.smirnova@romashka.ru", 0, "Главный бухгалтер",
-     "chief_accountant"),
-    ("Giulia", "Bianchi", "", "+39 331 234 5678", "giulia.bianchi@antonello.it", 2, "Buyer", "purchaser"),
-    ("Elvin", "Məmmədov", "", "+994 50 123 45 67", "elvin@azertexnika.az", 3, "Direktor", "director"),
+    (
+        "Ivan",
+        "Petrov",
+        "Sergeyevich",
+        "+7 912 341-96-15",
+        "ivan.petrov@romashka.ru",
+        0,
+        "Director",
+        "director",
+    ),
+    (
+        "Мария",
+        "Смирнова",
+        "Олеговна",
+        "8 (916) 555-12-34",
+        "m.smirnova@romashka.ru",
+        0,
+        "Главный бухгалтер",
+        "chief_accountant",
+    ),
+    (
+        "Giulia",
+        "Bianchi",
+        "",
+        "+39 331 234 5678",
+        "giulia.bianchi@antonello.it",
+        2,
+        "Buyer",
+        "purchaser",
+    ),
+    (
+        "Elvin",
+        "Məmmədov",
+        "",
+        "+994 50 123 45 67",
+        "elvin@azertexnika.az",
+        3,
+        "Direktor",
+        "director",
+    ),
     ("أحمد", "الحربي", "", "+966 51 251 7375", "ahmed@alnoor.sa", 4, "مدير المشتريات", "purchaser"),
-    ("Tyler", "Silva", "", "+1 201 555 0147", "tyler.silva@blueharbor.com", 5, "Sales lead", "other"),
+    (
+        "Tyler",
+        "Silva",
+        "",
+        "+1 201 555 0147",
+        "tyler.silva@blueharbor.com",
+        5,
+        "Sales lead",
+        "other",
+    ),
 ]
 
 
@@ -56,17 +138,21 @@ class Command(BaseCommand):
             return
         password = os.environ.get("RAPPORT_DEMO_PASSWORD", "rapport-demo-2026")
         org = Team.objects.filter(parent__isnull=True).first() or team_create(
-            actor=None, name="Organisation", kind=Team.Kind.ORGANISATION)
+            actor=None, name="Organisation", kind=Team.Kind.ORGANISATION
+        )
         office = team_create(actor=None, name="Moscow office", kind=Team.Kind.OFFICE, parent=org)
         team_a = team_create(actor=None, name="Sales A", parent=office)
         team_b = team_create(actor=None, name="Sales B", parent=office)
         baku = team_create(actor=None, name="Baku office", kind=Team.Kind.OFFICE, parent=org)
         head = Role.objects.filter(name="Head of sales").first() or role_save(
-            actor=None, name="Head of sales", permissions=default_permissions("all", "all"))
+            actor=None, name="Head of sales", permissions=default_permissions("all", "all")
+        )
         manager = Role.objects.filter(name="Manager").first() or role_save(
-            actor=None, name="Manager", permissions=default_permissions("team", "team"))
+            actor=None, name="Manager", permissions=default_permissions("team", "team")
+        )
         rep = Role.objects.filter(name="Sales rep").first() or role_save(
-            actor=None, name="Sales rep", permissions=default_permissions("own", "own"))
+            actor=None, name="Sales rep", permissions=default_permissions("own", "own")
+        )
         users: dict[str, User] = {}
         for login, first, last, team, role, lang in (
             ("alice", "Alice", "Morozova", team_a, manager, "ru"),
@@ -76,32 +162,79 @@ class Command(BaseCommand):
             ("leyla", "Leyla", "Həsənova", baku, rep, "az"),
         ):
             users[login] = User.objects.filter(username=login).first() or user_create(
-                actor=None, username=login, password=password, first_name=first, last_name=last,
-                team=team, role=role, language=lang)
-        custom_field_create(actor=None, object_type="company", name="segment", label="Segment",
-                            type="choice", choices=["SMB", "Mid-market", "Enterprise"])
-        custom_field_create(actor=None, object_type="person", name="newsletter", label="Newsletter",
-                            type="bool")
-        owners = [users["alice"], users["bob"], users["alice"], users["leyla"], users["carol"], users["bob"]]
+                actor=None,
+                username=login,
+                password=password,
+                first_name=first,
+                last_name=last,
+                team=team,
+                role=role,
+                language=lang,
+            )
+        custom_field_create(
+            actor=None,
+            object_type="company",
+            name="segment",
+            label="Segment",
+            type="choice",
+            choices=["SMB", "Mid-market", "Enterprise"],
+        )
+        custom_field_create(
+            actor=None, object_type="person", name="newsletter", label="Newsletter", type="bool"
+        )
+        owners = [
+            users["alice"],
+            users["bob"],
+            users["alice"],
+            users["leyla"],
+            users["carol"],
+            users["bob"],
+        ]
         companies = []
         for data, owner in zip(COMPANIES, owners, strict=True):
-            companies.append(company_create(actor=owner, data={**data, "responsible_id": owner.pk,
-                                                                "custom_fields": {"segment": "SMB"}},
-                                            force=True))
+            companies.append(
+                company_create(
+                    actor=owner,
+                    data={**data, "responsible_id": owner.pk, "custom_fields": {"segment": "SMB"}},
+                    force=True,
+                )
+            )
         for first, last, middle, phone, email, idx, position, role in PEOPLE:
             owner = owners[idx]
-            person_create(actor=owner, force=True, data={
-                "first_name": first, "last_name": last, "middle_name": middle,
-                "phones": [{"raw": phone}], "emails": [{"raw": email}], "responsible_id": owner.pk,
-                "default_region": COMPANIES[idx].get("default_region", "RU"),
-                "employments": [{"company_id": companies[idx].pk, "position": position, "role": role}],
-            })
-        company_relation_create(actor=None, from_company=companies[1], to_company=companies[0],
-                                kind="supplier_of", note="Delivers twice a week")
+            person_create(
+                actor=owner,
+                force=True,
+                data={
+                    "first_name": first,
+                    "last_name": last,
+                    "middle_name": middle,
+                    "phones": [{"raw": phone}],
+                    "emails": [{"raw": email}],
+                    "responsible_id": owner.pk,
+                    "default_region": COMPANIES[idx].get("default_region", "RU"),
+                    "employments": [
+                        {"company_id": companies[idx].pk, "position": position, "role": role}
+                    ],
+                },
+            )
+        company_relation_create(
+            actor=None,
+            from_company=companies[1],
+            to_company=companies[0],
+            kind="supplier_of",
+            note="Delivers twice a week",
+        )
         people = list(companies[0].employments.select_related("person"))
         if len(people) >= 2:
-            person_relation_create(actor=None, from_person=people[1].person, to_person=people[0].person,
-                                   kind="reports_to")
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people; users alice, bob, carol, "
-            f"dave, leyla with password {password!r}."))
+            person_relation_create(
+                actor=None,
+                from_person=people[1].person,
+                to_person=people[0].person,
+                kind="reports_to",
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people; users alice, bob, carol, "
+                f"dave, leyla with password {password!r}."
+            )
+        )

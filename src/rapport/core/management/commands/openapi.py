@@ -33,6 +33,8 @@ class Command(BaseCommand):
             return
         path = Path(opts["check"])
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            self.stderr.write(f"{path} differs from the API in the code: run `make openapi` and commit it.")
+            self.stderr.write(
+                f"{path} differs from the API in the code: run `make openapi` and commit it."
+            )
             sys.exit(1)
         self.stdout.write(f"{path} matches the code.")

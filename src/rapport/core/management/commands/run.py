@@ -30,7 +30,9 @@ class Command(BaseCommand):
             subprocess.Popen([*exe, "serve", "--bind", bind]),  # noqa: S603 - our own entry point
             subprocess.Popen([*exe, "worker"]),  # noqa: S603
         ]
-        self.stdout.write(self.style.SUCCESS(f"Rapport is running on http://{bind}/ (Ctrl+C stops it)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Rapport is running on http://{bind}/ (Ctrl+C stops it)")
+        )
 
         def stop(*_: Any) -> None:
             for p in procs:

@@ -21,7 +21,18 @@ class Command(BaseCommand):
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
         import sys
 
-        sys.argv = ["gunicorn", "rapport.wsgi:application", "--bind", opts["bind"],
-                    "--workers", str(opts["workers"]), "--threads", "4",
-                    "--access-logfile", "-", "--timeout", "60"]
+        sys.argv = [
+            "gunicorn",
+            "rapport.wsgi:application",
+            "--bind",
+            opts["bind"],
+            "--workers",
+            str(opts["workers"]),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "--timeout",
+            "60",
+        ]
         run()

@@ -14,8 +14,12 @@ def ensure_schedules() -> None:
 
     Schedule.objects.update_or_create(
         name="rapport.outbox_sweep",
-        defaults={"func": "rapport.core.tasks.outbox_dispatch", "schedule_type": Schedule.MINUTES,
-                  "minutes": 1, "repeats": -1},
+        defaults={
+            "func": "rapport.core.tasks.outbox_dispatch",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
     )
 
 

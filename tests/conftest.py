@@ -1,0 +1,135 @@
+"""Personas and shared fixtures. Real database (SQLite or PostgreSQL by DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: Any) -> Any:
+    """Tests talk only to loopback: any other address fails loudly."""
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not host.startswith(
+        "/"
+    ) and self.family in (socket.AF_INET, socket.AF_INET6):
+        raise OSError(f"tests may only connect to loopback, not {host!r}")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """On SQLite, flush (used by live-server tests) deletes rows one table at a time; the audit
+    table's append-only DELETE trigger would refuse it, so the test database drops that one
+    trigger. UPDATE stays refused; PostgreSQL flushes with TRUNCATE and keeps every trigger."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("DROP TRIGGER IF EXISTS core_auditentry_no_delete")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_worker(settings: Any) -> None:
+    """The worker is not running in unit tests; tests dispatch the outbox themselves."""
+    settings.OUTBOX_NUDGE = False
+
+
+@pytest.fixture
+def org(db: Any) -> dict[str, Any]:
+    """Organisation -> office -> team A, team B; roles manager (team scope) and rep (own)."""
+    from rapport.accounts.models import default_permissions
+    from rapport.accounts.services import role_save, team_create
+
+    root = team_create(actor=None, name="Org", kind="organisation")
+    office = team_create(actor=None, name="Office", kind="office", parent=root)
+    team_a = team_create(actor=None, name="Team A", parent=office)
+    team_a1 = team_create(actor=None, name="Team A1", parent=team_a)
+    team_b = team_create(actor=None, name="Team B", parent=office)
+    return {
+        "root": root, "office": office, "team_a": team_a, "team_a1": team_a1, "team_b": team_b,
+        "manager": role_save(actor=None, name="Manager", permissions=default_permissions("team", "team")),
+        "rep": role_save(actor=None, name="Rep", permissions=default_permissions("own", "own")),
+        "head": role_save(actor=None, name="Head", permissions=default_permissions("all", "all")),
+        "admin": role_save(actor=None, name="Admin", permissions=default_permissions("all", "all"),
+                           is_admin=True),
+    }
+
+
+def _make_user(org: dict[str, Any], username: str, team: str, role: str) -> Any:
+    from rapport.accounts.services import user_create
+
+    return user_create(actor=None, username=username, password="correct-horse-battery-9",
+                       first_name=username.title(), team=org[team], role=org[role])
+
+
+@pytest.fixture
+def alice(org: dict[str, Any]) -> Any:
+    """Manager of team A: sees team A and its sub-teams."""
+    return _make_user(org, "alice", "team_a", "manager")
+
+
+@pytest.fixture
+def bob(org: dict[str, Any]) -> Any:
+    """Rep in team A: sees only his own records."""
+    return _make_user(org, "bob", "team_a", "rep")
+
+
+@pytest.fixture
+def carol(org: dict[str, Any]) -> Any:
+    """Rep in team B."""
+    return _make_user(org, "carol", "team_b", "rep")
+
+
+@pytest.fixture
+def dan(org: dict[str, Any]) -> Any:
+    """Rep in team A1, a sub-team of A."""
+    return _make_user(org, "dan", "team_a1", "rep")
+
+
+@pytest.fixture
+def admin_user(org: dict[str, Any]) -> Any:
+    return _make_user(org, "root", "root", "admin")
+
+
+@pytest.fixture
+def make_company() -> Any:
+    from rapport.parties.services import company_create
+
+    def make(actor: Any, short_name: str = "Acme", **data: Any) -> Any:
+        return company_create(actor=actor, data={"short_name": short_name, **data}, force=True)
+
+    return make
+
+
+@pytest.fixture
+def make_person() -> Any:
+    from rapport.parties.services import person_create
+
+    def make(actor: Any, first_name: str = "Ivan", last_name: str = "Petrov", **data: Any) -> Any:
+        return person_create(actor=actor, data={"first_name": first_name, "last_name": last_name, **data},
+                             force=True)
+
+    return make
+
+
+@pytest.fixture
+def client_for() -> Any:
+    """A logged-in test client for a user."""
+    from django.test import Client
+
+    def make(user: Any) -> Client:
+        c = Client()
+        c.force_login(user)
+        return c
+
+    return make
