@@ -191,6 +191,7 @@ DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "RU").upper()
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "RUB").upper()
 
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {

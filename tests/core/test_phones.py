@@ -223,6 +223,7 @@ def test_search_variants_match_a_stored_number_however_typed() -> None:
     assert search_phone_variants("8 (912) 341-96-15", default_region="RU") == [
         "79123419615",
         "89123419615",
+        "9123419615",
     ]
     assert search_phone_variants("+7 912 341 96 15", default_region="RU") == ["79123419615"]
     assert search_phone_variants("341-96", default_region="RU") == ["34196"]

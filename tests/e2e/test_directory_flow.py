@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -33,7 +34,7 @@ TAX_ID = "7707083893"
 PERSON_PHONE = "+7 912 341-96-15"
 PHONE_OTHER_FORMAT = "8 912 341 96 15"
 PERSON_EMAIL = "ivan.petrov@romashka.example"
-PERSON_TZ = "Asia/Yekaterinburg"  # Perm, where +7 912 numbers are
+PERSON_TZ = "Asia/Yekaterinburg"  # the Urals, where +7 912 numbers are
 HH_MM = re.compile(r"\b\d{2}:\d{2}\b")
 
 
@@ -68,11 +69,16 @@ def seed_company_with_person(actor: Any) -> tuple[Any, Any]:
             "emails": [{"raw": PERSON_EMAIL}],
             "time_zone": PERSON_TZ,
             "employments": [
-                {"company_id": company.pk, "position": "Purchasing manager", "role": "other"}
+                {"company_id": company.pk, "position": "Purchasing manager", "role": "purchaser"}
             ],
         },
     )
     return company, person
+
+
+def _is_search_for(url: str, query: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path == "/search/" and parse_qs(parts.query).get("q") == [query]
 
 
 def _id_from(url: str, prefix: str) -> int:
@@ -109,6 +115,8 @@ def test_manager_creates_company_with_contact_person(page, login, manager, scree
     page.fill("textarea[name=phones]", PERSON_PHONE)
     page.fill("textarea[name=emails]", PERSON_EMAIL)
     page.fill("input[name=position]", "Purchasing manager")
+    page.select_option("select[name=job_role]", "purchaser")
+    # Typed, not derived from the phone: see test_person_card_does_not_guess_a_foreign_time_zone.
     page.fill("input[name=time_zone]", PERSON_TZ)
     page.get_by_role("button", name="Save", exact=True).click()
 
@@ -130,9 +138,7 @@ def test_manager_creates_company_with_contact_person(page, login, manager, scree
     screenshot(page, "company-card")
 
 
-def test_duplicate_warning_for_same_company_written_differently(
-    page, login, manager, screenshot
-):
+def test_duplicate_warning_for_same_company_written_differently(page, login, manager, screenshot):
     existing, _person = seed_company_with_person(manager)
     login(page, manager)
 
@@ -204,32 +210,49 @@ def test_arabic_profile_turns_layout_right_to_left(page, login, manager, screens
     # The layout really mirrors: the brand sits at the right edge, the user menu at the left.
     brand = page.locator(".topbar .brand").bounding_box()
     usermenu = page.locator(".topbar .usermenu").bounding_box()
-    assert brand and usermenu
+    assert brand
+    assert usermenu
     assert brand["x"] > usermenu["x"] + usermenu["width"], (brand, usermenu)
     assert brand["x"] + brand["width"] > 1280 * 0.8, brand
     screenshot(page, "arabic-rtl")
 
 
 def test_other_team_sees_neither_the_company_nor_its_people(page, login, manager, outsider):
+    from rapport.parties.services import company_create
+
     company, person = seed_company_with_person(manager)
+    # Oleg's own namesake: proves his list and search do work, only team A's records are hidden.
+    own = company_create(actor=outsider, data={"short_name": "Ромашка Юг"}, force=True)
     login(page, outsider)
 
     page.goto("/companies/")
-    expect(page.locator("#records")).to_contain_text("No records match.")
-    expect(page.locator("#records")).not_to_contain_text("Ромашка")
+    rows = page.locator("#records tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("Ромашка Юг")
+    expect(page.locator("#records")).not_to_contain_text(COMPANY)
     page.goto("/people/")
+    expect(page.locator("#records")).to_contain_text("No records match.")
     expect(page.locator("#records")).not_to_contain_text("Petrov")
 
     search = page.locator("form.globalsearch input[name=q]")
-    for query in ("Ромашка", PHONE_OTHER_FORMAT, TAX_ID):
-        search.fill(query)
-        expect(page.locator("#search-drop")).to_contain_text("Nothing found.")
-        expect(page.locator("#search-drop a.search-hit")).to_have_count(0)
+    drop = page.locator("#search-drop")
+    for query, expected in (("Ромашка", ["Ромашка Юг"]), (PHONE_OTHER_FORMAT, []), (TAX_ID, [])):
+        # Wait for this query's answer, so the dropdown is not the previous query's.
+        with page.expect_response(lambda r, q=query: _is_search_for(r.url, q)) as answer:
+            search.fill(query)
+        assert answer.value.ok
+        hits = drop.locator("a.search-hit")
+        expect(hits).to_have_count(len(expected))
+        if expected:
+            expect(hits).to_contain_text(expected)
+        else:
+            expect(drop).to_contain_text("Nothing found.")
 
     for url in (f"/companies/{company.pk}/", f"/people/{person.pk}/"):
         response = page.goto(url)
         assert response is not None
         assert response.status == 404, f"{url} answered {response.status} to another team"
+    assert page.goto(f"/companies/{own.pk}/").status == 200
 
 
 @pytest.mark.xfail(
@@ -264,3 +287,23 @@ def test_local_time_is_the_contacts_wall_clock(page, login, manager):
     expect(page.locator("#local-time")).to_contain_text(clock, timeout=1_000)
     page.goto(f"/companies/{company.pk}/")
     expect(page.locator(".local-time").first).to_contain_text(clock, timeout=1_000)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app bug (app.css): the contact people table overflows its half-width card and the "
+    "page scrolls sideways; in Arabic the overflow is cut off at the left edge",
+)
+def test_company_card_fits_the_viewport(page, login, manager):
+    from rapport.accounts.services import user_update
+
+    company, _person = seed_company_with_person(manager)
+    login(page, manager)
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    for language in ("en", "ar"):
+        user_update(actor=manager, user=manager, language=language)
+        page.goto(f"/companies/{company.pk}/")
+        expect(page.locator("html")).to_have_attribute("lang", language)
+        if page.locator(".topbar").evaluate("e => getComputedStyle(e).display") != "flex":
+            pytest.skip("the stylesheet did not load: the page fixture reports why")
+        assert page.evaluate(overflow) <= 0, f"{language}: the page is wider than the window"

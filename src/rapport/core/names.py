@@ -411,6 +411,8 @@ def split_full_name(full: str, *, locale_hint: str | None = None) -> tuple[str, 
         text = before or after
     units = _units(recase(text.replace(",", " ")).split())
     count = len(units)
+    if count == 0:
+        return "", "", ""
     if count == 1:
         return units[0], "", ""
     patronymic = next((k for k in range(1, count) if _is_patronymic(units[k])), None)

@@ -200,4 +200,15 @@ def search_phone_variants(query: str, *, default_region: str) -> list[str]:
     digits = phone_digits(query)
     if digits and digits not in variants:
         variants.append(digits)
+    if len(digits) > 5 and digits[0] in "80" and digits[1:] not in variants:
+        variants.append(digits[1:])  # a partial number typed with a national trunk prefix
     return variants
+
+
+def national_digits(e164: str) -> str:
+    """The national significant number of an E.164 phone ("+79123419615" -> "9123419615")."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return ""
+    return str(number.national_number or "")

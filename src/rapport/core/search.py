@@ -19,7 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from rapport.core.models import SearchDocument
 from rapport.core.names import name_tokens
-from rapport.core.phones import phone_digits, search_phone_variants
+from rapport.core.phones import national_digits, phone_digits, search_phone_variants
 from rapport.core.scopes import scope_q
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -44,6 +44,10 @@ def search_body(*, names: Iterable[str], phones: Iterable[str] = (), emails: Ite
         digits = phone_digits(phone)
         if digits:
             tokens.append(digits)
+        if phone.startswith("+"):
+            national = national_digits(phone)
+            if national:
+                tokens.append(national)
     for item in extra:
         if item:
             tokens.extend(_words(item))
