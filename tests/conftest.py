@@ -16,9 +16,12 @@ _real_connect = socket.socket.connect
 def _loopback_only(self: socket.socket, address: Any) -> Any:
     """Tests talk only to loopback: any other address fails loudly."""
     host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and host not in ("127.0.0.1", "::1", "localhost") and not host.startswith(
-        "/"
-    ) and self.family in (socket.AF_INET, socket.AF_INET6):
+    if (
+        isinstance(host, str)
+        and host not in ("127.0.0.1", "::1", "localhost")
+        and not host.startswith("/")
+        and self.family in (socket.AF_INET, socket.AF_INET6)
+    ):
         raise OSError(f"tests may only connect to loopback, not {host!r}")
     return _real_connect(self, address)
 
@@ -56,20 +59,33 @@ def org(db: Any) -> dict[str, Any]:
     team_a1 = team_create(actor=None, name="Team A1", parent=team_a)
     team_b = team_create(actor=None, name="Team B", parent=office)
     return {
-        "root": root, "office": office, "team_a": team_a, "team_a1": team_a1, "team_b": team_b,
-        "manager": role_save(actor=None, name="Manager", permissions=default_permissions("team", "team")),
+        "root": root,
+        "office": office,
+        "team_a": team_a,
+        "team_a1": team_a1,
+        "team_b": team_b,
+        "manager": role_save(
+            actor=None, name="Manager", permissions=default_permissions("team", "team")
+        ),
         "rep": role_save(actor=None, name="Rep", permissions=default_permissions("own", "own")),
         "head": role_save(actor=None, name="Head", permissions=default_permissions("all", "all")),
-        "admin": role_save(actor=None, name="Admin", permissions=default_permissions("all", "all"),
-                           is_admin=True),
+        "admin": role_save(
+            actor=None, name="Admin", permissions=default_permissions("all", "all"), is_admin=True
+        ),
     }
 
 
 def _make_user(org: dict[str, Any], username: str, team: str, role: str) -> Any:
     from rapport.accounts.services import user_create
 
-    return user_create(actor=None, username=username, password="correct-horse-battery-9",
-                       first_name=username.title(), team=org[team], role=org[role])
+    return user_create(
+        actor=None,
+        username=username,
+        password="correct-horse-battery-9",
+        first_name=username.title(),
+        team=org[team],
+        role=org[role],
+    )
 
 
 @pytest.fixture
@@ -116,8 +132,9 @@ def make_person() -> Any:
     from rapport.parties.services import person_create
 
     def make(actor: Any, first_name: str = "Ivan", last_name: str = "Petrov", **data: Any) -> Any:
-        return person_create(actor=actor, data={"first_name": first_name, "last_name": last_name, **data},
-                             force=True)
+        return person_create(
+            actor=actor, data={"first_name": first_name, "last_name": last_name, **data}, force=True
+        )
 
     return make
 

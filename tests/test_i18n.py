@@ -8,7 +8,8 @@ def test_a_russian_user_gets_russian_pages(alice, client_for):
 
     user_update(actor=alice, user=alice, language="ru")
     html = client_for(alice).get("/companies/").content.decode()
-    assert 'lang="ru"' in html and 'dir="ltr"' in html
+    assert 'lang="ru"' in html
+    assert 'dir="ltr"' in html
     assert "Компании" in html
 
 
@@ -17,7 +18,8 @@ def test_an_arabic_user_gets_a_right_to_left_page(alice, client_for):
 
     user_update(actor=alice, user=alice, language="ar")
     html = client_for(alice).get("/companies/").content.decode()
-    assert 'lang="ar"' in html and 'dir="rtl"' in html
+    assert 'lang="ar"' in html
+    assert 'dir="rtl"' in html
     assert "الشركات" in html
 
 
@@ -25,7 +27,9 @@ def test_validation_messages_come_in_the_users_language(alice, client_for):
     from rapport.accounts.services import user_update
 
     user_update(actor=alice, user=alice, language="ru")
-    r = client_for(alice).post("/api/v1/companies", data='{"short_name": ""}', content_type="application/json")
+    r = client_for(alice).post(
+        "/api/v1/companies", data='{"short_name": ""}', content_type="application/json"
+    )
     assert r.status_code == 422
     assert "Обязательное поле" in r.json()["error"]["fields"]["short_name"][0]
 

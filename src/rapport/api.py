@@ -44,16 +44,18 @@ api = NinjaAPI(
 )
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None,
-               **extra: Any) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: dict[str, list[str]] | None = None, **extra: Any
+) -> dict[str, Any]:
     """The one error shape: {"error": {"code", "message", "fields", ...}}."""
     return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
 
 
 @api.exception_handler(FieldErrors)
 def on_field_errors(request: HttpRequest, exc: FieldErrors) -> HttpResponse:
-    return api.create_response(request, error_body("invalid", _("Check the fields."), exc.errors),
-                               status=422)
+    return api.create_response(
+        request, error_body("invalid", _("Check the fields."), exc.errors), status=422
+    )
 
 
 @api.exception_handler(NinjaValidationError)
@@ -62,7 +64,9 @@ def on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpRespon
     for err in exc.errors:
         loc = [str(p) for p in err.get("loc", []) if p not in ("body", "payload", "query", "path")]
         fields.setdefault(".".join(loc) or "body", []).append(str(err.get("msg", "")))
-    return api.create_response(request, error_body("invalid", _("Check the fields."), fields), status=422)
+    return api.create_response(
+        request, error_body("invalid", _("Check the fields."), fields), status=422
+    )
 
 
 @api.exception_handler(StaleVersion)
@@ -90,7 +94,9 @@ def on_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 
 @api.exception_handler(DjangoPermissionDenied)
 def on_django_denied(request: HttpRequest, exc: DjangoPermissionDenied) -> HttpResponse:
-    return api.create_response(request, error_body("forbidden", _("Permission denied.")), status=403)
+    return api.create_response(
+        request, error_body("forbidden", _("Permission denied.")), status=403
+    )
 
 
 @api.exception_handler(Http404)
@@ -100,8 +106,9 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return api.create_response(request, error_body("unauthenticated", _("Log in or send an API token.")),
-                               status=401)
+    return api.create_response(
+        request, error_body("unauthenticated", _("Log in or send an API token.")), status=401
+    )
 
 
 @api.exception_handler(HttpError)

@@ -135,7 +135,10 @@ def _database(url: str) -> dict[str, Any]:
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
             ),
         }
-    elif config["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+    elif config["ENGINE"] in {
+        "django.db.backends.postgresql",
+        "django.db.backends.postgresql_psycopg2",
+    }:
         config["ENGINE"] = "django.db.backends.postgresql"
         config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True

@@ -58,13 +58,23 @@ def test_an_idle_session_expires(alice, settings):
 
 
 def test_sessions_have_a_12_hour_absolute_lifetime_by_default(settings):
-    assert settings.SESSION_COOKIE_AGE == 12 * 3600 and settings.SESSION_IDLE_MINUTES == 30
+    assert settings.SESSION_COOKIE_AGE == 12 * 3600
+    assert settings.SESSION_IDLE_MINUTES == 30
 
 
 def test_the_profile_sets_language_and_time_zone(alice, client_for):
     client = client_for(alice)
-    r = client.post("/profile/", {"action": "preferences", "language": "ru", "time_zone": "Asia/Baku",
-                                  "first_name": "Alice", "last_name": "", "email": ""})
+    r = client.post(
+        "/profile/",
+        {
+            "action": "preferences",
+            "language": "ru",
+            "time_zone": "Asia/Baku",
+            "first_name": "Alice",
+            "last_name": "",
+            "email": "",
+        },
+    )
     assert r.status_code == 302
     alice.refresh_from_db()
     assert (alice.language, alice.time_zone) == ("ru", "Asia/Baku")
@@ -75,11 +85,25 @@ def test_the_profile_sets_language_and_time_zone(alice, client_for):
 
 def test_password_change_needs_the_current_password(alice, client_for):
     client = client_for(alice)
-    r = client.post("/profile/", {"action": "password", "old_password": "nope",
-                                  "new_password": "another-long-pass-7", "new_password2": "another-long-pass-7"})
+    r = client.post(
+        "/profile/",
+        {
+            "action": "password",
+            "old_password": "nope",
+            "new_password": "another-long-pass-7",
+            "new_password2": "another-long-pass-7",
+        },
+    )
     assert r.status_code == 422
-    r = client.post("/profile/", {"action": "password", "old_password": PASSWORD,
-                                  "new_password": "another-long-pass-7", "new_password2": "another-long-pass-7"})
+    r = client.post(
+        "/profile/",
+        {
+            "action": "password",
+            "old_password": PASSWORD,
+            "new_password": "another-long-pass-7",
+            "new_password2": "another-long-pass-7",
+        },
+    )
     assert r.status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("another-long-pass-7")
@@ -92,7 +116,9 @@ def test_api_tokens_are_shown_once_and_stored_hashed(alice, client_for):
     html = r.content.decode()
     token = ApiToken.objects.get(user=alice)
     raw = html.split('id="new-token">')[1].split("<")[0]
-    assert raw.startswith("rpt_") and token.digest == ApiToken.hash(raw) and raw not in token.digest
+    assert raw.startswith("rpt_")
+    assert token.digest == ApiToken.hash(raw)
+    assert raw not in token.digest
     assert raw not in client_for(alice).get("/profile/").content.decode()
 
 
@@ -108,13 +134,23 @@ def test_teams_form_a_tree_and_cannot_be_moved_under_themselves(org):
 
 def test_admin_pages_create_users_teams_and_roles(admin_user, client_for, org):
     client = client_for(admin_user)
-    assert client.post("/settings/teams/", {"name": "Sales C", "kind": "department",
-                                            "parent": org["office"].pk}).status_code == 302
-    r = client.post("/settings/roles/", {"name": "Auditor", "perm_company_view": "all",
-                                         "perm_person_view": "team"})
+    assert (
+        client.post(
+            "/settings/teams/",
+            {"name": "Sales C", "kind": "department", "parent": org["office"].pk},
+        ).status_code
+        == 302
+    )
+    r = client.post(
+        "/settings/roles/",
+        {"name": "Auditor", "perm_company_view": "all", "perm_person_view": "team"},
+    )
     assert r.status_code == 302
-    r = client.post("/settings/users/", {"username": "zoe", "password": "a-long-enough-pass-1",
-                                         "team": org["team_b"].pk})
+    r = client.post(
+        "/settings/users/",
+        {"username": "zoe", "password": "a-long-enough-pass-1", "team": org["team_b"].pk},
+    )
     assert r.status_code == 302
     weak = client.post("/settings/users/", {"username": "yan", "password": "123"})
-    assert weak.status_code == 422 and "password" in weak.content.decode()
+    assert weak.status_code == 422
+    assert "password" in weak.content.decode()

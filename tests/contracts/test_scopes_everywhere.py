@@ -55,14 +55,32 @@ API_ROUTES: dict[tuple[str, str], str] = {
 
 # Page URL names -> kind
 PAGE_ROUTES: dict[str, str] = {
-    "home": "list", "search": "list", "login": "public", "logout": "self", "profile": "self",
+    "home": "list",
+    "search": "list",
+    "login": "public",
+    "logout": "self",
+    "profile": "self",
     "token-revoke": "own-token",
-    "company-list": "list", "company-create": "create", "company-detail": "record",
-    "company-edit": "record", "person-list": "list", "person-create": "create",
-    "person-detail": "record", "person-edit": "record", "party-delete": "record",
-    "party-restore": "record", "relation-add": "record", "picker": "list",
-    "users": "admin", "user-edit": "admin", "teams": "admin", "roles": "admin", "role-edit": "admin",
-    "custom-fields": "admin", "custom-field-delete": "admin", "recycle-bin": "admin",
+    "company-list": "list",
+    "company-create": "create",
+    "company-detail": "record",
+    "company-edit": "record",
+    "person-list": "list",
+    "person-create": "create",
+    "person-detail": "record",
+    "person-edit": "record",
+    "party-delete": "record",
+    "party-restore": "record",
+    "relation-add": "record",
+    "picker": "list",
+    "users": "admin",
+    "user-edit": "admin",
+    "teams": "admin",
+    "roles": "admin",
+    "role-edit": "admin",
+    "custom-fields": "admin",
+    "custom-field-delete": "admin",
+    "recycle-bin": "admin",
 }
 
 
@@ -99,32 +117,59 @@ def world(alice, bob, carol, dan, make_company, make_person):
     """Alice's (team A) records, and Carol's (team B)."""
     from rapport.parties.services import company_relation_create, person_relation_create
 
-    a_company = make_company(alice, "Alpha Trading", tax_id="7707083893", tax_country="RU",
-                             phones=[{"raw": "+7 495 111-22-33"}])
+    a_company = make_company(
+        alice,
+        "Alpha Trading",
+        tax_id="7707083893",
+        tax_country="RU",
+        phones=[{"raw": "+7 495 111-22-33"}],
+    )
     a_other = make_company(alice, "Alpha Partner")
-    a_person = make_person(alice, "Ivan", "Alphov", phones=[{"raw": "+7 912 111 22 33"}],
-                           emails=[{"raw": "ivan@alpha.test"}],
-                           employments=[{"company_id": a_company.pk}])
+    a_person = make_person(
+        alice,
+        "Ivan",
+        "Alphov",
+        phones=[{"raw": "+7 912 111 22 33"}],
+        emails=[{"raw": "ivan@alpha.test"}],
+        employments=[{"company_id": a_company.pk}],
+    )
     a_person2 = make_person(alice, "Olga", "Alphova")
     c_company = make_company(carol, "Carol Cargo")
-    crel = company_relation_create(actor=alice, from_company=a_company, to_company=a_other, kind="partner")
-    prel = person_relation_create(actor=alice, from_person=a_person, to_person=a_person2, kind="knows")
-    return {"company": a_company, "other": a_other, "person": a_person, "person2": a_person2,
-            "carol_company": c_company, "company_relation": crel, "person_relation": prel}
+    crel = company_relation_create(
+        actor=alice, from_company=a_company, to_company=a_other, kind="partner"
+    )
+    prel = person_relation_create(
+        actor=alice, from_person=a_person, to_person=a_person2, kind="knows"
+    )
+    return {
+        "company": a_company,
+        "other": a_other,
+        "person": a_person,
+        "person2": a_person2,
+        "carol_company": c_company,
+        "company_relation": crel,
+        "person_relation": prel,
+    }
 
 
 def _api_url(path: str, w: dict[str, Any]) -> str:
-    return (path.replace("{company_id}", str(w["company"].pk))
-            .replace("{person_id}", str(w["person"].pk))
-            .replace("{object_type}/{object_id}", f"company/{w['company'].pk}")
-            .replace("{relation_id}", str(w["company_relation"].pk if "company-rel" in path
-                                          else w["person_relation"].pk)))
+    return (
+        path.replace("{company_id}", str(w["company"].pk))
+        .replace("{person_id}", str(w["person"].pk))
+        .replace("{object_type}/{object_id}", f"company/{w['company'].pk}")
+        .replace(
+            "{relation_id}",
+            str(w["company_relation"].pk if "company-rel" in path else w["person_relation"].pk),
+        )
+    )
 
 
 def _json(client: Any, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     if method == "GET":
         return client.get(url)
-    return getattr(client, method.lower())(url, data=json.dumps(body or {}), content_type="application/json")
+    return getattr(client, method.lower())(
+        url, data=json.dumps(body or {}), content_type="application/json"
+    )
 
 
 def test_another_teams_records_answer_404_on_every_api_record_route(world, carol, client_for):
@@ -136,18 +181,37 @@ def test_another_teams_records_answer_404_on_every_api_record_route(world, carol
         response = _json(client, method, _api_url(path, world), bodies.get(method))
         assert response.status_code == 404, (method, path, response.status_code)
     world["company"].refresh_from_db()
-    assert world["company"].city == "" and world["company"].deleted_at is None
+    assert world["company"].city == ""
+    assert world["company"].deleted_at is None
 
 
 def test_foreign_keys_in_payloads_are_scoped_too(world, carol, client_for):
     client = client_for(carol)
     attempts = [
-        ("/api/v1/contact-points", {"company_id": world["company"].pk, "channel": "phone", "raw": "+7 999 000 11 22"}),
-        ("/api/v1/company-relations", {"from_company_id": world["carol_company"].pk,
-                                       "to_company_id": world["company"].pk, "kind": "partner"}),
-        ("/api/v1/person-relations", {"from_person_id": world["person"].pk,
-                                      "to_person_id": world["person2"].pk, "kind": "knows"}),
-        ("/api/v1/people", {"last_name": "Spy", "employments": [{"company_id": world["company"].pk}]}),
+        (
+            "/api/v1/contact-points",
+            {"company_id": world["company"].pk, "channel": "phone", "raw": "+7 999 000 11 22"},
+        ),
+        (
+            "/api/v1/company-relations",
+            {
+                "from_company_id": world["carol_company"].pk,
+                "to_company_id": world["company"].pk,
+                "kind": "partner",
+            },
+        ),
+        (
+            "/api/v1/person-relations",
+            {
+                "from_person_id": world["person"].pk,
+                "to_person_id": world["person2"].pk,
+                "kind": "knows",
+            },
+        ),
+        (
+            "/api/v1/people",
+            {"last_name": "Spy", "employments": [{"company_id": world["company"].pk}]},
+        ),
     ]
     for url, body in attempts:
         response = _json(client, "POST", url, body)
@@ -163,9 +227,11 @@ def test_another_teams_records_are_absent_from_lists_search_and_totals(world, ca
         assert client.get("/api/v1/search", {"q": q}).json() == [], q
     assert client.get("/api/v1/contact-points").json() == []
     page = client.get("/companies/").content.decode()
-    assert "Alpha Trading" not in page and "Carol Cargo" in page
+    assert "Alpha Trading" not in page
+    assert "Carol Cargo" in page
     found_page = client.get("/search/", {"q": "Alpha"}).content.decode()
-    assert "Alpha Trading" not in found_page and "Alphov" not in found_page
+    assert "Alpha Trading" not in found_page
+    assert "Alphov" not in found_page
     home = client.get("/").content.decode()
     assert "Alpha" not in home
 
@@ -176,22 +242,32 @@ def test_another_teams_records_answer_404_on_every_page(world, carol, client_for
     client = client_for(carol)
     c, p = world["company"], world["person"]
     urls = [
-        ("get", reverse("company-detail", args=[c.pk])), ("get", reverse("company-edit", args=[c.pk])),
+        ("get", reverse("company-detail", args=[c.pk])),
+        ("get", reverse("company-edit", args=[c.pk])),
         ("post", reverse("company-edit", args=[c.pk])),
-        ("get", reverse("person-detail", args=[p.pk])), ("get", reverse("person-edit", args=[p.pk])),
+        ("get", reverse("person-detail", args=[p.pk])),
+        ("get", reverse("person-edit", args=[p.pk])),
         ("post", reverse("party-delete", args=["company", c.pk])),
         ("post", reverse("party-restore", args=["person", p.pk])),
         ("post", reverse("relation-add", args=["company", c.pk])),
     ]
     for method, url in urls:
         assert getattr(client, method)(url).status_code == 404, url
-    assert "Alpha" not in client.get(reverse("picker", args=["company"]), {"q": "Alpha"}).content.decode()
+    assert (
+        "Alpha"
+        not in client.get(reverse("picker", args=["company"]), {"q": "Alpha"}).content.decode()
+    )
 
 
-def test_team_scope_includes_sub_teams_and_own_scope_only_own(world, alice, bob, dan, make_company, client_for):
+def test_team_scope_includes_sub_teams_and_own_scope_only_own(
+    world, alice, bob, dan, make_company, client_for
+):
     dans = make_company(dan, "Dan Sub-team Co")
-    alice_sees = {c["short_name"] for c in client_for(alice).get("/api/v1/companies").json()["items"]}
-    assert {"Alpha Trading", "Dan Sub-team Co"} <= alice_sees and "Carol Cargo" not in alice_sees
+    alice_sees = {
+        c["short_name"] for c in client_for(alice).get("/api/v1/companies").json()["items"]
+    }
+    assert {"Alpha Trading", "Dan Sub-team Co"} <= alice_sees
+    assert "Carol Cargo" not in alice_sees
     bob_sees = {c["short_name"] for c in client_for(bob).get("/api/v1/companies").json()["items"]}
     assert bob_sees == set()
     assert client_for(bob).get(f"/api/v1/companies/{dans.pk}").status_code == 404
@@ -212,8 +288,12 @@ def test_admin_pages_are_404_for_everyone_but_administrators(world, alice, admin
 
 def test_admin_api_writes_are_refused_for_non_admins(alice, client_for):
     client = client_for(alice)
-    r = _json(client, "POST", "/api/v1/custom-fields",
-              {"object_type": "company", "name": "x", "label": "X", "type": "text"})
+    r = _json(
+        client,
+        "POST",
+        "/api/v1/custom-fields",
+        {"object_type": "company", "name": "x", "label": "X", "type": "text"},
+    )
     assert r.status_code == 403
     assert _json(client, "POST", "/api/v1/teams", {"name": "Rogue"}).status_code == 403
 

@@ -23,16 +23,23 @@ def recorder(monkeypatch):
     return calls
 
 
-def test_the_worker_delivers_each_event_to_matching_handlers(alice, make_company, make_person, recorder):
+def test_the_worker_delivers_each_event_to_matching_handlers(
+    alice, make_company, make_person, recorder
+):
     company = make_company(alice, "Acme")
     make_person(alice)
     assert events.outbox_dispatch() == 2
-    assert recorder == list(OutboxEvent.objects.filter(object_type="company", object_id=company.pk)
-                            .values_list("id", flat=True))
+    assert recorder == list(
+        OutboxEvent.objects.filter(object_type="company", object_id=company.pk).values_list(
+            "id", flat=True
+        )
+    )
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"done"}
 
 
-def test_a_worker_killed_mid_event_loses_nothing_after_its_lease_expires(alice, make_company, recorder):
+def test_a_worker_killed_mid_event_loses_nothing_after_its_lease_expires(
+    alice, make_company, recorder
+):
     make_company(alice, "Acme")
     claimed = events.outbox_claim(claimer="worker-that-dies")
     assert len(claimed) == 1
@@ -52,7 +59,9 @@ def test_replaying_an_event_does_not_run_a_finished_handler_twice(alice, make_co
     assert HandlerRun.objects.count() == 1
 
 
-def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(alice, make_company, monkeypatch, settings):
+def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(
+    alice, make_company, monkeypatch, settings
+):
     monkeypatch.setattr(events, "_HANDLERS", [])
     settings.OUTBOX_MAX_ATTEMPTS = 2
 
@@ -63,7 +72,9 @@ def test_a_failing_handler_is_retried_with_backoff_then_marked_failed(alice, mak
     make_company(alice, "Acme")
     events.outbox_dispatch()
     event = OutboxEvent.objects.get()
-    assert event.status == "pending" and event.attempts == 1 and "remote down" in event.last_error
+    assert event.status == "pending"
+    assert event.attempts == 1
+    assert "remote down" in event.last_error
     assert event.available_at > timezone.now()
     OutboxEvent.objects.update(available_at=timezone.now())
     events.outbox_dispatch()

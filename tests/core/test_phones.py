@@ -20,7 +20,7 @@ from rapport.core.phones import (
     timezone_for_phone,
 )
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "import-corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "import-corpus"
 PHONE_COLUMN = 3
 
 
@@ -48,7 +48,7 @@ def _read_rows(name: str, spec: dict[str, object]) -> list[list[str]]:
 def load_corpus() -> list[tuple[dict[str, str], list[str]]]:
     """(truth line, data row) pairs for every data row of the import corpus."""
     if not (CORPUS / "truth.csv").is_file():
-        pytest.skip(f"import corpus not found at {CORPUS}")
+        pytest.fail(f"import corpus not found at {CORPUS}")
     meta = json.loads((CORPUS / "corpus.json").read_text(encoding="utf-8"))
     rows = {name: _read_rows(name, spec) for name, spec in meta["files"].items()}
     with (CORPUS / "truth.csv").open(encoding="utf-8", newline="") as handle:
@@ -249,3 +249,22 @@ def test_splitting_never_drops_a_non_empty_token(text: str) -> None:
     tokens = split_phone_field(text)
     assert all(t and t == t.strip() for t in tokens)
     assert phone_digits("".join(tokens)) == phone_digits(text)
+
+
+@pytest.mark.parametrize(
+    ("number", "zone"),
+    [
+        ("+74951234567", "Europe/Moscow"),  # a Moscow landline pins its zone
+        ("+73432123456", "Asia/Yekaterinburg"),  # so does a Yekaterinburg one
+        ("+79161234567", "Europe/Moscow"),  # a Russian mobile: the country's main zone
+        ("+77011234567", "Asia/Almaty"),  # a Kazakh mobile shares +7 but not Moscow time
+        ("+994501234567", "Asia/Baku"),
+        ("+390612345678", "Europe/Rome"),
+    ],
+)
+def test_a_contacts_time_zone_follows_the_number_not_the_alphabet(number, zone):
+    assert timezone_for_phone(number) == zone
+
+
+def test_an_unknown_number_gives_no_time_zone():
+    assert timezone_for_phone("not a number") is None

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rapport.core.taxids import TaxIdResult, guess_tax_country, normalize_tax_id
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "import-corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "import-corpus"
 COLUMN = 5
 
 
@@ -40,7 +40,7 @@ def _read_rows(name: str, spec: dict[str, object]) -> list[list[str]]:
 def load_corpus() -> list[tuple[dict[str, str], list[str]]]:
     """(truth line, data row) pairs for every data row of the import corpus."""
     if not (CORPUS / "truth.csv").is_file():
-        pytest.skip(f"import corpus not found at {CORPUS}")
+        pytest.fail(f"import corpus not found at {CORPUS}")
     meta = json.loads((CORPUS / "corpus.json").read_text(encoding="utf-8"))
     rows = {name: _read_rows(name, spec) for name, spec in meta["files"].items()}
     with (CORPUS / "truth.csv").open(encoding="utf-8", newline="") as handle:

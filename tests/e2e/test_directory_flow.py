@@ -255,11 +255,6 @@ def test_other_team_sees_neither_the_company_nor_its_people(page, login, manager
     assert page.goto(f"/companies/{own.pk}/").status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: rapport.core.phones.timezone_for_phone takes the first of the 16 zones "
-    "phonenumbers lists for a Russian mobile (+7 9xx), alphabetically Asia/Almaty (Kazakhstan)",
-)
 def test_person_card_does_not_guess_a_foreign_time_zone_from_a_mobile(page, login, manager):
     from rapport.parties.services import person_create
 
@@ -273,11 +268,6 @@ def test_person_card_does_not_guess_a_foreign_time_zone_from_a_mobile(page, logi
     expect(page.locator("body")).not_to_contain_text("Asia/Almaty", timeout=1_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: the `time` filter converts the contact's local time back to the viewer's "
-    "time zone (parties/detail.html #local-time, parties/_people.html .local-time)",
-)
 def test_local_time_is_the_contacts_wall_clock(page, login, manager):
     company, person = seed_company_with_person(manager)
     login(page, manager)
@@ -289,11 +279,6 @@ def test_local_time_is_the_contacts_wall_clock(page, login, manager):
     expect(page.locator(".local-time").first).to_contain_text(clock, timeout=1_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug (app.css): the contact people table overflows its half-width card and the "
-    "page scrolls sideways; in Arabic the overflow is cut off at the left edge",
-)
 def test_company_card_fits_the_viewport(page, login, manager):
     from rapport.accounts.services import user_update
 

@@ -100,13 +100,22 @@ def teams_get(request: HttpRequest, team_id: int) -> Any:
     return selectors.team_get(user=request.user, team_id=team_id)  # type: ignore[arg-type]
 
 
-@router.put("/teams/{team_id}", response={200: TeamOut, **ERRORS},
-            summary="Rename or move a team (administrators)")
+@router.put(
+    "/teams/{team_id}",
+    response={200: TeamOut, **ERRORS},
+    summary="Rename or move a team (administrators)",
+)
 def teams_update(request: HttpRequest, team_id: int, body: TeamIn) -> Any:
     user = request.user
     team = selectors.team_get(user=user, team_id=team_id)  # type: ignore[arg-type]
     parent = selectors.team_get(user=user, team_id=body.parent_id) if body.parent_id else None  # type: ignore[arg-type]
-    return services.team_update(actor=user, team=team, name=body.name, kind=body.kind, parent=parent)  # type: ignore[arg-type]
+    return services.team_update(
+        actor=user,  # type: ignore[arg-type]
+        team=team,
+        name=body.name,
+        kind=body.kind,
+        parent=parent,
+    )
 
 
 @router.get("/tokens", response={200: list[TokenOut], **ERRORS}, summary="My API tokens")
@@ -117,7 +126,9 @@ def tokens_list(request: HttpRequest) -> Any:
 @router.post("/tokens", response={201: TokenCreated, **ERRORS}, summary="Create an API token")
 def tokens_create(request: HttpRequest, body: TokenIn) -> Any:
     token, raw = services.api_token_create(user=request.user, name=body.name)  # type: ignore[arg-type]
-    return Status(201, {**TokenOut.model_validate(token, from_attributes=True).model_dump(), "token": raw})
+    return Status(
+        201, {**TokenOut.model_validate(token, from_attributes=True).model_dump(), "token": raw}
+    )
 
 
 @router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke an API token")

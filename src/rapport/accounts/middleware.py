@@ -41,8 +41,9 @@ class UserPreferencesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
+        lang = ""
         if user.is_authenticated:
-            lang = getattr(user, "language", "")
+            lang = str(getattr(user, "language", "") or "")
             if lang and lang in dict(settings.LANGUAGES):
                 translation.activate(lang)
                 request.LANGUAGE_CODE = lang
@@ -55,6 +56,6 @@ class UserPreferencesMiddleware:
             else:
                 timezone.deactivate()
         response = self.get_response(request)
-        if user.is_authenticated and getattr(user, "language", ""):
-            response.headers.setdefault("Content-Language", user.language)
+        if lang:
+            response.headers.setdefault("Content-Language", lang)
         return response

@@ -72,10 +72,20 @@ class User(AbstractUser):
     """A person who logs in to Rapport."""
 
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="members", verbose_name=_("team")
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="members",
+        verbose_name=_("team"),
     )
     role = models.ForeignKey(
-        Role, null=True, blank=True, on_delete=models.PROTECT, related_name="users", verbose_name=_("role")
+        Role,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="users",
+        verbose_name=_("role"),
     )
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     language = models.CharField(_("language"), max_length=10, blank=True)
@@ -102,7 +112,9 @@ class User(AbstractUser):
             return cached
         ids: list[int] = []
         if self.team_id and self.team:
-            ids = list(Team.objects.filter(path__startswith=self.team.path).values_list("id", flat=True))
+            ids = list(
+                Team.objects.filter(path__startswith=self.team.path).values_list("id", flat=True)
+            )
         self._team_subtree_cache = ids
         return ids
 

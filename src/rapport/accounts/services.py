@@ -18,8 +18,18 @@ from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.errors import FieldErrors, PermissionDenied
 from rapport.core.scopes import ACTIONS, OBJECT_TYPES, SCOPES
 
-USER_FIELDS = ["username", "first_name", "last_name", "email", "team", "role", "time_zone",
-               "language", "phone", "is_active"]
+USER_FIELDS = [
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "team",
+    "role",
+    "time_zone",
+    "language",
+    "phone",
+    "is_active",
+]
 
 
 def _require_admin(actor: User | None) -> None:
@@ -82,8 +92,13 @@ def user_create(
     )
     user.set_password(password)
     user.save()
-    audit_record(actor=actor, instance=user, object_type="user", action="create",
-                 changes={k: [None, v] for k, v in snapshot(user, USER_FIELDS).items()})
+    audit_record(
+        actor=actor,
+        instance=user,
+        object_type="user",
+        action="create",
+        changes={k: [None, v] for k, v in snapshot(user, USER_FIELDS).items()},
+    )
     return user
 
 
@@ -105,7 +120,9 @@ def user_update(*, actor: User, user: User, **fields: Any) -> User:
     user.save(update_fields=list(fields))
     changes = diff(before, snapshot(user, USER_FIELDS))
     if changes:
-        audit_record(actor=actor, instance=user, object_type="user", action="update", changes=changes)
+        audit_record(
+            actor=actor, instance=user, object_type="user", action="update", changes=changes
+        )
     return user
 
 
@@ -119,8 +136,13 @@ def user_set_password(*, actor: User, user: User, password: str) -> None:
         raise FieldErrors({"password": list(exc.messages)}) from exc
     user.set_password(password)
     user.save(update_fields=["password"])
-    audit_record(actor=actor, instance=user, object_type="user", action="update",
-                 changes={"password": ["***", "***"]})
+    audit_record(
+        actor=actor,
+        instance=user,
+        object_type="user",
+        action="update",
+        changes={"password": ["***", "***"]},
+    )
 
 
 def _team_path(team: Team) -> str:
@@ -129,8 +151,9 @@ def _team_path(team: Team) -> str:
 
 
 @transaction.atomic
-def team_create(*, actor: User | None, name: str, kind: str = Team.Kind.DEPARTMENT,
-                parent: Team | None = None) -> Team:
+def team_create(
+    *, actor: User | None, name: str, kind: str = Team.Kind.DEPARTMENT, parent: Team | None = None
+) -> Team:
     _require_admin(actor)
     if not name.strip():
         raise FieldErrors.single("name", _("This field is required."))
@@ -139,8 +162,13 @@ def team_create(*, actor: User | None, name: str, kind: str = Team.Kind.DEPARTME
     team = Team.objects.create(name=name.strip(), kind=kind, parent=parent)
     team.path = _team_path(team)
     team.save(update_fields=["path"])
-    audit_record(actor=actor, instance=team, object_type="team", action="create",
-                 changes={"name": [None, team.name], "parent": [None, parent.pk if parent else None]})
+    audit_record(
+        actor=actor,
+        instance=team,
+        object_type="team",
+        action="create",
+        changes={"name": [None, team.name], "parent": [None, parent.pk if parent else None]},
+    )
     return team
 
 
@@ -161,11 +189,13 @@ def team_update(*, actor: User, team: Team, name: str, kind: str, parent: Team |
     team.save(update_fields=["name", "kind", "parent", "path"])
     if team.path != old_path:
         for child in Team.objects.filter(path__startswith=old_path).exclude(pk=team.pk):
-            child.path = team.path + child.path[len(old_path):]
+            child.path = team.path + child.path[len(old_path) :]
             child.save(update_fields=["path"])
     changes = diff(before, snapshot(team, ["name", "kind", "parent"]))
     if changes:
-        audit_record(actor=actor, instance=team, object_type="team", action="update", changes=changes)
+        audit_record(
+            actor=actor, instance=team, object_type="team", action="update", changes=changes
+        )
     return team
 
 
@@ -190,8 +220,15 @@ def _clean_permissions(permissions: dict[str, Any]) -> dict[str, dict[str, str]]
 
 
 @transaction.atomic
-def role_save(*, actor: User | None, role: Role | None = None, name: str, description: str = "",
-              permissions: dict[str, Any], is_admin: bool = False) -> Role:
+def role_save(
+    *,
+    actor: User | None,
+    role: Role | None = None,
+    name: str,
+    description: str = "",
+    permissions: dict[str, Any],
+    is_admin: bool = False,
+) -> Role:
     _require_admin(actor)
     if not name.strip():
         raise FieldErrors.single("name", _("This field is required."))
@@ -203,22 +240,34 @@ def role_save(*, actor: User | None, role: Role | None = None, name: str, descri
     clean = _clean_permissions(permissions)
     fields = ["name", "description", "permissions", "is_admin"]
     if role is None:
-        role = Role.objects.create(name=name.strip(), description=description, permissions=clean,
-                                   is_admin=is_admin)
-        audit_record(actor=actor, instance=role, object_type="role", action="create",
-                     changes={k: [None, v] for k, v in snapshot(role, fields).items()})
+        role = Role.objects.create(
+            name=name.strip(), description=description, permissions=clean, is_admin=is_admin
+        )
+        audit_record(
+            actor=actor,
+            instance=role,
+            object_type="role",
+            action="create",
+            changes={k: [None, v] for k, v in snapshot(role, fields).items()},
+        )
         return role
     before = snapshot(role, fields)
     role.name, role.description, role.permissions, role.is_admin = (
-        name.strip(), description, clean, is_admin)
+        name.strip(),
+        description,
+        clean,
+        is_admin,
+    )
     role.save(update_fields=fields)
     changes = diff(before, snapshot(role, fields))
     if changes:
-        audit_record(actor=actor, instance=role, object_type="role", action="update", changes=changes)
+        audit_record(
+            actor=actor, instance=role, object_type="role", action="update", changes=changes
+        )
     return role
 
 
-TOKEN_PREFIX = "rpt_"
+TOKEN_PREFIX = "rpt_"  # noqa: S105 - a visible prefix, not a secret
 
 
 @transaction.atomic
@@ -227,10 +276,16 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     if not name.strip():
         raise FieldErrors.single("name", _("This field is required."))
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name.strip(), prefix=raw[:12],
-                                    digest=ApiToken.hash(raw))
-    audit_record(actor=user, instance=token, object_type="api_token", action="create",
-                 changes={"name": [None, token.name]})
+    token = ApiToken.objects.create(
+        user=user, name=name.strip(), prefix=raw[:12], digest=ApiToken.hash(raw)
+    )
+    audit_record(
+        actor=user,
+        instance=token,
+        object_type="api_token",
+        action="create",
+        changes={"name": [None, token.name]},
+    )
     return token, raw
 
 
@@ -241,15 +296,23 @@ def api_token_revoke(*, user: User, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit_record(actor=user, instance=token, object_type="api_token", action="update",
-                     changes={"revoked_at": [None, token.revoked_at.isoformat()]})
+        audit_record(
+            actor=user,
+            instance=token,
+            object_type="api_token",
+            action="update",
+            changes={"revoked_at": [None, token.revoked_at.isoformat()]},
+        )
 
 
 def api_token_authenticate(raw: str) -> User | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = (ApiToken.objects.select_related("user", "user__role", "user__team")
-             .filter(digest=ApiToken.hash(raw), revoked_at__isnull=True).first())
+    token = (
+        ApiToken.objects.select_related("user", "user__role", "user__team")
+        .filter(digest=ApiToken.hash(raw), revoked_at__isnull=True)
+        .first()
+    )
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

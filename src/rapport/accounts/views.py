@@ -49,36 +49,48 @@ def profile(request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action")
         try:
             if action == "preferences":
-                services.user_update(actor=user, user=user,
-                                     first_name=request.POST.get("first_name", ""),
-                                     last_name=request.POST.get("last_name", ""),
-                                     email=request.POST.get("email", ""),
-                                     time_zone=request.POST.get("time_zone", ""),
-                                     language=request.POST.get("language", ""))
+                services.user_update(
+                    actor=user,
+                    user=user,
+                    first_name=request.POST.get("first_name", ""),
+                    last_name=request.POST.get("last_name", ""),
+                    email=request.POST.get("email", ""),
+                    time_zone=request.POST.get("time_zone", ""),
+                    language=request.POST.get("language", ""),
+                )
                 messages.success(request, _("Preferences saved."))
                 return redirect("profile")
             if action == "password":
                 if not user.check_password(request.POST.get("old_password", "")):
-                    raise FieldErrors.single("old_password", _("Your current password is not right."))
+                    raise FieldErrors.single(
+                        "old_password", _("Your current password is not right.")
+                    )
                 if request.POST.get("new_password") != request.POST.get("new_password2"):
                     raise FieldErrors.single("new_password2", _("The two passwords differ."))
-                services.user_set_password(actor=user, user=user,
-                                           password=request.POST.get("new_password", ""))
+                services.user_set_password(
+                    actor=user, user=user, password=request.POST.get("new_password", "")
+                )
                 update_session_auth_hash(request, user)
                 messages.success(request, _("Password changed."))
                 return redirect("profile")
             if action == "token":
-                _token, new_token = services.api_token_create(user=user,
-                                                              name=request.POST.get("token_name", ""))
+                _token, new_token = services.api_token_create(
+                    user=user, name=request.POST.get("token_name", "")
+                )
         except FieldErrors as exc:
             errors = exc.errors
-    return render(request, "accounts/profile.html", {
-        "languages": settings.LANGUAGES,
-        "time_zones": TIME_ZONES,
-        "tokens": selectors.api_token_list(user=user),
-        "new_token": new_token,
-        "errors": errors,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "accounts/profile.html",
+        {
+            "languages": settings.LANGUAGES,
+            "time_zones": TIME_ZONES,
+            "tokens": selectors.api_token_list(user=user),
+            "new_token": new_token,
+            "errors": errors,
+        },
+        status=422 if errors else 200,
+    )
 
 
 @login_required
@@ -102,23 +114,35 @@ def users(request: HttpRequest) -> HttpResponse:
         try:
             team = selectors.team_get(user=actor, team_id=int(p["team"])) if p.get("team") else None
             role = Role.objects.filter(pk=p.get("role") or 0).first()
-            services.user_create(actor=actor, username=p.get("username", ""),
-                                 password=p.get("password", ""), first_name=p.get("first_name", ""),
-                                 last_name=p.get("last_name", ""), email=p.get("email", ""),
-                                 team=team, role=role, language=p.get("language", ""),
-                                 time_zone=p.get("time_zone", ""))
+            services.user_create(
+                actor=actor,
+                username=p.get("username", ""),
+                password=p.get("password", ""),
+                first_name=p.get("first_name", ""),
+                last_name=p.get("last_name", ""),
+                email=p.get("email", ""),
+                team=team,
+                role=role,
+                language=p.get("language", ""),
+                time_zone=p.get("time_zone", ""),
+            )
             messages.success(request, _("User created."))
             return redirect("users")
         except FieldErrors as exc:
             errors = exc.errors
-    return render(request, "accounts/users.html", {
-        "users": selectors.user_list(user=actor),
-        "teams": selectors.team_list(user=actor),
-        "roles": selectors.role_list(user=actor),
-        "languages": settings.LANGUAGES,
-        "errors": errors,
-        "data": request.POST,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "accounts/users.html",
+        {
+            "users": selectors.user_list(user=actor),
+            "teams": selectors.team_list(user=actor),
+            "roles": selectors.role_list(user=actor),
+            "languages": settings.LANGUAGES,
+            "errors": errors,
+            "data": request.POST,
+        },
+        status=422 if errors else 200,
+    )
 
 
 @login_required
@@ -131,23 +155,36 @@ def user_edit(request: HttpRequest, user_id: int) -> HttpResponse:
         try:
             team = selectors.team_get(user=actor, team_id=int(p["team"])) if p.get("team") else None
             role = Role.objects.filter(pk=p.get("role") or 0).first()
-            services.user_update(actor=actor, user=target, first_name=p.get("first_name", ""),
-                                 last_name=p.get("last_name", ""), email=p.get("email", ""),
-                                 team=team, role=role, is_active=p.get("is_active") == "on",
-                                 language=p.get("language", ""), time_zone=p.get("time_zone", ""))
+            services.user_update(
+                actor=actor,
+                user=target,
+                first_name=p.get("first_name", ""),
+                last_name=p.get("last_name", ""),
+                email=p.get("email", ""),
+                team=team,
+                role=role,
+                is_active=p.get("is_active") == "on",
+                language=p.get("language", ""),
+                time_zone=p.get("time_zone", ""),
+            )
             if p.get("password"):
                 services.user_set_password(actor=actor, user=target, password=p["password"])
             messages.success(request, _("User saved."))
             return redirect("users")
         except (FieldErrors, PermissionDenied) as exc:
             errors = exc.errors if isinstance(exc, FieldErrors) else {"__all__": [str(exc)]}
-    return render(request, "accounts/user_edit.html", {
-        "target": target,
-        "teams": selectors.team_list(user=actor),
-        "roles": selectors.role_list(user=actor),
-        "languages": settings.LANGUAGES,
-        "errors": errors,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "accounts/user_edit.html",
+        {
+            "target": target,
+            "teams": selectors.team_list(user=actor),
+            "roles": selectors.role_list(user=actor),
+            "languages": settings.LANGUAGES,
+            "errors": errors,
+        },
+        status=422 if errors else 200,
+    )
 
 
 @login_required
@@ -157,31 +194,54 @@ def teams(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         p = request.POST
         try:
-            parent = selectors.team_get(user=actor, team_id=int(p["parent"])) if p.get("parent") else None
+            parent = (
+                selectors.team_get(user=actor, team_id=int(p["parent"]))
+                if p.get("parent")
+                else None
+            )
             if p.get("team_id"):
                 team = selectors.team_get(user=actor, team_id=int(p["team_id"]))
-                services.team_update(actor=actor, team=team, name=p.get("name", ""),
-                                     kind=p.get("kind", team.kind), parent=parent)
+                services.team_update(
+                    actor=actor,
+                    team=team,
+                    name=p.get("name", ""),
+                    kind=p.get("kind", team.kind),
+                    parent=parent,
+                )
             else:
-                services.team_create(actor=actor, name=p.get("name", ""),
-                                     kind=p.get("kind", Team.Kind.DEPARTMENT), parent=parent)
+                services.team_create(
+                    actor=actor,
+                    name=p.get("name", ""),
+                    kind=p.get("kind", Team.Kind.DEPARTMENT),
+                    parent=parent,
+                )
             messages.success(request, _("Team saved."))
             return redirect("teams")
         except FieldErrors as exc:
             errors = exc.errors
-    return render(request, "accounts/teams.html", {
-        "teams": selectors.team_list(user=actor).prefetch_related("members"),
-        "kinds": Team.Kind.choices,
-        "errors": errors,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "accounts/teams.html",
+        {
+            "teams": selectors.team_list(user=actor).prefetch_related("members"),
+            "kinds": Team.Kind.choices,
+            "errors": errors,
+        },
+        status=422 if errors else 200,
+    )
 
 
 def _permission_grid(role: Role | None) -> list[dict[str, Any]]:
     perms = role.permissions if role else {}
     return [
-        {"object": obj, "label": label,
-         "cells": [{"action": a, "label": ACTION_LABELS[a], "value": perms.get(obj, {}).get(a, "none")}
-                   for a in ACTIONS]}
+        {
+            "object": obj,
+            "label": label,
+            "cells": [
+                {"action": a, "label": ACTION_LABELS[a], "value": perms.get(obj, {}).get(a, "none")}
+                for a in ACTIONS
+            ],
+        }
         for obj, label in OBJECT_TYPES.items()
     ]
 
@@ -195,19 +255,31 @@ def roles(request: HttpRequest, role_id: int | None = None) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         p = request.POST
-        permissions = {obj: {a: p.get(f"perm_{obj}_{a}", "none") for a in ACTIONS} for obj in OBJECT_TYPES}
+        permissions = {
+            obj: {a: p.get(f"perm_{obj}_{a}", "none") for a in ACTIONS} for obj in OBJECT_TYPES
+        }
         try:
-            services.role_save(actor=actor, role=role, name=p.get("name", ""),
-                               description=p.get("description", ""), permissions=permissions,
-                               is_admin=p.get("is_admin") == "on")
+            services.role_save(
+                actor=actor,
+                role=role,
+                name=p.get("name", ""),
+                description=p.get("description", ""),
+                permissions=permissions,
+                is_admin=p.get("is_admin") == "on",
+            )
             messages.success(request, _("Role saved."))
             return redirect("roles")
         except FieldErrors as exc:
             errors = exc.errors
-    return render(request, "accounts/roles.html", {
-        "roles": selectors.role_list(user=actor),
-        "role": role,
-        "grid": _permission_grid(role),
-        "scopes": [(s, SCOPE_LABELS[s]) for s in SCOPES],
-        "errors": errors,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "accounts/roles.html",
+        {
+            "roles": selectors.role_list(user=actor),
+            "role": role,
+            "grid": _permission_grid(role),
+            "scopes": [(s, SCOPE_LABELS[s]) for s in SCOPES],
+            "errors": errors,
+        },
+        status=422 if errors else 200,
+    )

@@ -75,14 +75,20 @@ class AuditOut(Schema):
     changes: dict[str, Any]
 
 
-@router.get("/custom-fields", response={200: list[CustomFieldOut], **ERRORS},
-            summary="List custom field definitions")
+@router.get(
+    "/custom-fields",
+    response={200: list[CustomFieldOut], **ERRORS},
+    summary="List custom field definitions",
+)
 def custom_fields_list(request: HttpRequest, object_type: str | None = None) -> Any:
     return list(custom_field_list(object_type=object_type))
 
 
-@router.post("/custom-fields", response={201: CustomFieldOut, **ERRORS},
-             summary="Define a custom field (administrators)")
+@router.post(
+    "/custom-fields",
+    response={201: CustomFieldOut, **ERRORS},
+    summary="Define a custom field (administrators)",
+)
 def custom_fields_create(request: HttpRequest, body: CustomFieldIn) -> Any:
     try:
         defn = services.custom_field_create(actor=request.user, **body.model_dump())
@@ -91,18 +97,25 @@ def custom_fields_create(request: HttpRequest, body: CustomFieldIn) -> Any:
     return Status(201, defn)
 
 
-@router.patch("/custom-fields/{field_id}", response={200: CustomFieldOut, **ERRORS},
-              summary="Change a custom field definition (administrators)")
+@router.patch(
+    "/custom-fields/{field_id}",
+    response={200: CustomFieldOut, **ERRORS},
+    summary="Change a custom field definition (administrators)",
+)
 def custom_fields_update(request: HttpRequest, field_id: int, body: CustomFieldPatch) -> Any:
     defn = custom_field_list(object_type=None).filter(pk=field_id).first()
     if defn is None:
         raise Http404
-    return services.custom_field_update(actor=request.user, definition=defn,
-                                        **body.model_dump(exclude_unset=True))
+    return services.custom_field_update(
+        actor=request.user, definition=defn, **body.model_dump(exclude_unset=True)
+    )
 
 
-@router.delete("/custom-fields/{field_id}", response={204: None, **ERRORS},
-               summary="Remove a custom field definition (administrators)")
+@router.delete(
+    "/custom-fields/{field_id}",
+    response={204: None, **ERRORS},
+    summary="Remove a custom field definition (administrators)",
+)
 def custom_fields_delete(request: HttpRequest, field_id: int) -> Any:
     defn = custom_field_list(object_type=None).filter(pk=field_id).first()
     if defn is None:
@@ -111,9 +124,16 @@ def custom_fields_delete(request: HttpRequest, field_id: int) -> Any:
     return Status(204, None)
 
 
-@router.get("/search", response={200: list[SearchHit], **ERRORS},
-            summary="Find companies and people by name, phone, email or tax id")
-def search(request: HttpRequest, q: str = Query(..., max_length=200), limit: int = 20) -> Any:
+@router.get(
+    "/search",
+    response={200: list[SearchHit], **ERRORS},
+    summary="Find companies and people by name, phone, email or tax id",
+)
+def search(
+    request: HttpRequest,
+    q: str = Query(..., max_length=200),  # type: ignore[type-arg]
+    limit: int = 20,
+) -> Any:
     limit = max(1, min(limit, 100))
     return [
         {"object_type": d.object_type, "id": d.object_id, "title": d.title, "subtitle": d.subtitle}
@@ -121,7 +141,12 @@ def search(request: HttpRequest, q: str = Query(..., max_length=200), limit: int
     ]
 
 
-@router.get("/history/{object_type}/{object_id}", response={200: list[AuditOut], **ERRORS},
-            summary="Audit history of a company or person")
+@router.get(
+    "/history/{object_type}/{object_id}",
+    response={200: list[AuditOut], **ERRORS},
+    summary="Audit history of a company or person",
+)
 def history(request: HttpRequest, object_type: str, object_id: int) -> Any:
-    return list(audit_for_object(user=request.user, object_type=object_type, object_id=object_id)[:500])
+    return list(
+        audit_for_object(user=request.user, object_type=object_type, object_id=object_id)[:500]
+    )

@@ -14,5 +14,7 @@ def check_phone_region(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
 
     region = settings.DEFAULT_PHONE_REGION
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        return [Warning(f"DEFAULT_PHONE_REGION={region!r} is not a known region", id="rapport.W001")]
+        return [
+            Warning(f"DEFAULT_PHONE_REGION={region!r} is not a known region", id="rapport.W001")
+        ]
     return []

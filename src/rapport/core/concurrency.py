@@ -16,8 +16,9 @@ from rapport.core.models import AuditEntry
 def changed_since(*, object_type: str, object_id: int, version: int) -> dict[str, Any]:
     """Field -> value as it was at ``version``, for each field changed after it."""
     base: dict[str, Any] = {}
-    entries = AuditEntry.objects.filter(object_type=object_type, object_id=object_id,
-                                        action="update").order_by("id")
+    entries = AuditEntry.objects.filter(
+        object_type=object_type, object_id=object_id, action="update"
+    ).order_by("id")
     for entry in entries:
         ver = entry.changes.get("version")
         if not ver or not isinstance(ver, list) or ver[0] is None or int(ver[0]) < version:

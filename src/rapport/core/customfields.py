@@ -17,7 +17,9 @@ Type = CustomFieldDefinition.Type
 
 
 def definitions_for(object_type: str) -> list[CustomFieldDefinition]:
-    return list(CustomFieldDefinition.objects.filter(object_type=object_type).order_by("order", "id"))
+    return list(
+        CustomFieldDefinition.objects.filter(object_type=object_type).order_by("order", "id")
+    )
 
 
 def _is_empty(value: Any) -> bool:
@@ -59,7 +61,9 @@ def _clean_value(defn: CustomFieldDefinition, value: Any) -> Any:  # noqa: C901 
             raise ValueError(_("“%(value)s” is not one of the choices.") % {"value": value})
         return str(value)
     if defn.type == Type.MULTI_CHOICE:
-        items = value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+        items = (
+            value if isinstance(value, list) else [v for v in str(value).split(",") if v.strip()]
+        )
         allowed = [str(c) for c in defn.choices]
         bad = [str(v) for v in items if str(v).strip() not in allowed]
         if bad:
@@ -114,7 +118,9 @@ def custom_fields_clean(
             errors[f"custom_fields.{name}"] = [f"{defn.label}: {exc}"]
     for name, defn in defs.items():
         if defn.required and _is_empty(merged.get(name)) and f"custom_fields.{name}" not in errors:
-            errors[f"custom_fields.{name}"] = [_("%(label)s: this field is required.") % {"label": defn.label}]
+            errors[f"custom_fields.{name}"] = [
+                _("%(label)s: this field is required.") % {"label": defn.label}
+            ]
     if errors:
         raise FieldErrors(errors)
     return {k: v for k, v in merged.items() if k in defs}
@@ -150,7 +156,9 @@ def custom_field_filter(*, object_type: str, name: str, value: str) -> Q:
     if defn.type == Type.MULTI_CHOICE:
         return Q(**{f"{key}__icontains": f'"{value}"'})
     if defn.type in (Type.CHOICE, Type.USER):
-        return Q(**{key: value if defn.type == Type.CHOICE else int(value) if value.isdigit() else -1})
+        return Q(
+            **{key: value if defn.type == Type.CHOICE else int(value) if value.isdigit() else -1}
+        )
     return Q(**{f"{key}__icontains": value})
 
 

@@ -43,7 +43,9 @@ def handler(pattern: str, *, key: str | None = None) -> Callable[[Handler], Hand
 
 
 def handlers_for(event_name: str) -> list[tuple[str, Handler]]:
-    return [(name, func) for pattern, name, func in _HANDLERS if fnmatch.fnmatch(event_name, pattern)]
+    return [
+        (name, func) for pattern, name, func in _HANDLERS if fnmatch.fnmatch(event_name, pattern)
+    ]
 
 
 def event_record(

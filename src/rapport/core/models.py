@@ -82,7 +82,9 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_idx")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_idx")
+        ]
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit entries")
 
@@ -182,7 +184,9 @@ class CustomFieldDefinition(TimestampedModel):
     class Meta:
         ordering = ["object_type", "order", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["object_type", "name"], name="custom_field_name_unique"),
+            models.UniqueConstraint(
+                fields=["object_type", "name"], name="custom_field_name_unique"
+            ),
         ]
         verbose_name = _("custom field")
         verbose_name_plural = _("custom fields")
@@ -215,4 +219,3 @@ class SearchDocument(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type}#{self.object_id} {self.title}"
-

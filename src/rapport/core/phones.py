@@ -173,19 +173,46 @@ def parse_phones(text: str, *, default_region: str) -> list[ParsedPhone]:
     return [parse_phone(t, default_region=default_region) for t in split_phone_field(text)]
 
 
+# Where a number's zone is ambiguous (a mobile roams the whole country), the zone most of
+# the country's people live in; phonenumbers lists such zones alphabetically.
+MAIN_ZONE = {
+    "RU": "Europe/Moscow",
+    "KZ": "Asia/Almaty",
+    "US": "America/New_York",
+    "CA": "America/Toronto",
+    "AU": "Australia/Sydney",
+    "BR": "America/Sao_Paulo",
+    "MX": "America/Mexico_City",
+    "ID": "Asia/Jakarta",
+    "CN": "Asia/Shanghai",
+    "AR": "America/Argentina/Buenos_Aires",
+    "UA": "Europe/Kyiv",
+    "UZ": "Asia/Tashkent",
+    "MN": "Asia/Ulaanbaatar",
+    "CL": "America/Santiago",
+    "ES": "Europe/Madrid",
+    "PT": "Europe/Lisbon",
+}
+
+
 def timezone_for_phone(e164: str) -> str | None:
-    """First IANA time zone for a number, or None when unknown."""
+    """The IANA time zone of a number: its own when the numbering plan pins one, else the
+    main zone of the number's country; None when unknown."""
     from phonenumbers import timezone as pn_timezone
 
     try:
         number = phonenumbers.parse(e164, None)
     except NumberParseException:
         return None
-    zones = pn_timezone.time_zones_for_number(number)
-    for zone in zones:
-        if zone and zone != "Etc/Unknown":
-            return str(zone)
-    return None
+    zones = [z for z in pn_timezone.time_zones_for_number(number) if z and z != "Etc/Unknown"]
+    if len(zones) == 1:
+        return str(zones[0])
+    if not zones:
+        return None
+    main = MAIN_ZONE.get(phonenumbers.region_code_for_number(number) or "")
+    if main:
+        return main
+    return None  # several zones and no main one known: better none than a wrong clock
 
 
 def search_phone_variants(query: str, *, default_region: str) -> list[str]:

@@ -29,8 +29,13 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def search_body(*, names: Iterable[str], phones: Iterable[str] = (), emails: Iterable[str] = (),
-                extra: Iterable[str] = ()) -> str:
+def search_body(
+    *,
+    names: Iterable[str],
+    phones: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    extra: Iterable[str] = (),
+) -> str:
     """The indexed text: words as typed, transliterated name tokens, emails, phone digits."""
     tokens: list[str] = []
     for name in names:
@@ -92,7 +97,9 @@ def _is_phone_query(q: str) -> bool:
     return len(digits) >= 5 and not re.search(r"[^\d\s()+\-./٠-٩۰-۹]", q)
 
 
-def search_candidates(*, q: str, object_types: Iterable[str], cap: int = 2000) -> QuerySet[SearchDocument]:
+def search_candidates(
+    *, q: str, object_types: Iterable[str], cap: int = 2000
+) -> QuerySet[SearchDocument]:
     """Unscoped matches of ``q``; callers add the scope (``search_query`` does)."""
     types = list(object_types)
     base = SearchDocument.objects.filter(object_type__in=types, deleted=False)
@@ -104,9 +111,13 @@ def search_candidates(*, q: str, object_types: Iterable[str], cap: int = 2000) -
         terms_any = [v for v in variants if len(v) >= 5] or [phone_digits(q)]
         if connection.vendor == "sqlite":
             match = " OR ".join(f'"{v}"*' for v in terms_any)
-            return base.filter(id__in=RawSQL(
-                "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
-                "MATCH %s LIMIT %s", (f"body:({match})", cap)))
+            return base.filter(
+                id__in=RawSQL(
+                    "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
+                    "MATCH %s LIMIT %s",
+                    (f"body:({match})", cap),
+                )
+            )
         cond = Q()
         for v in terms_any:
             cond |= Q(body__contains=v)
@@ -116,17 +127,22 @@ def search_candidates(*, q: str, object_types: Iterable[str], cap: int = 2000) -
         return base.none()
     if connection.vendor == "sqlite":
         match = " AND ".join(_fts_phrase(w) for w in words)
-        return base.filter(id__in=RawSQL(
-            "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
-            "MATCH %s LIMIT %s", (f"body:({match})", cap)))
+        return base.filter(
+            id__in=RawSQL(
+                "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts "
+                "MATCH %s LIMIT %s",
+                (f"body:({match})", cap),
+            )
+        )
     cond = Q()
     for w in words:
         cond &= Q(body__icontains=w.lower().strip(".,;:()\"'«»"))
     return base.filter(cond)
 
 
-def search_query(*, user: Any, q: str, object_types: Iterable[str] = ("company", "person"),
-                 limit: int = 20) -> list[SearchDocument]:
+def search_query(
+    *, user: Any, q: str, object_types: Iterable[str] = ("company", "person"), limit: int = 20
+) -> list[SearchDocument]:
     """What ``user`` may see of the matches of ``q``, best first."""
     types = list(object_types)
     scope = Q(pk__in=[])

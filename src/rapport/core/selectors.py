@@ -29,4 +29,6 @@ def audit_for_object(*, user: Any, object_type: str, object_id: int) -> QuerySet
         person_get(user=user, person_id=object_id, include_deleted=user.is_rapport_admin)
     else:
         raise Http404
-    return AuditEntry.objects.filter(object_type=object_type, object_id=object_id).select_related("actor")
+    return AuditEntry.objects.filter(object_type=object_type, object_id=object_id).select_related(
+        "actor"
+    )

@@ -30,23 +30,45 @@ def _check_choices(type_: str, choices: list[Any]) -> list[str]:
 
 
 @transaction.atomic
-def custom_field_create(*, actor: Any, object_type: str, name: str, label: str, type: str,  # noqa: A002
-                        required: bool = False, choices: list[Any] | None = None, order: int = 100,
-                        help_text: str = "") -> CustomFieldDefinition:
+def custom_field_create(
+    *,
+    actor: Any,
+    object_type: str,
+    name: str,
+    label: str,
+    type: str,  # noqa: A002
+    required: bool = False,
+    choices: list[Any] | None = None,
+    order: int = 100,
+    help_text: str = "",
+) -> CustomFieldDefinition:
     _require_admin(actor)
     if CustomFieldDefinition.objects.filter(object_type=object_type, name=name).exists():
         raise FieldErrors.single("name", _("A field with this name already exists."))
     defn = CustomFieldDefinition.objects.create(
-        object_type=object_type, name=name, label=label.strip(), type=type, required=required,
-        choices=_check_choices(type, choices or []), order=order, help_text=help_text.strip())
-    audit_record(actor=actor, instance=defn, object_type="custom_field", action="create",
-                 changes={k: [None, v] for k, v in snapshot(defn, DEF_FIELDS).items()})
+        object_type=object_type,
+        name=name,
+        label=label.strip(),
+        type=type,
+        required=required,
+        choices=_check_choices(type, choices or []),
+        order=order,
+        help_text=help_text.strip(),
+    )
+    audit_record(
+        actor=actor,
+        instance=defn,
+        object_type="custom_field",
+        action="create",
+        changes={k: [None, v] for k, v in snapshot(defn, DEF_FIELDS).items()},
+    )
     return defn
 
 
 @transaction.atomic
-def custom_field_update(*, actor: Any, definition: CustomFieldDefinition,
-                        **fields: Any) -> CustomFieldDefinition:
+def custom_field_update(
+    *, actor: Any, definition: CustomFieldDefinition, **fields: Any
+) -> CustomFieldDefinition:
     _require_admin(actor)
     allowed = {"label", "required", "choices", "order", "help_text"}
     if set(fields) - allowed:
@@ -59,8 +81,13 @@ def custom_field_update(*, actor: Any, definition: CustomFieldDefinition,
     definition.save(update_fields=[*fields, "updated_at"])
     changes = diff(before, snapshot(definition, DEF_FIELDS))
     if changes:
-        audit_record(actor=actor, instance=definition, object_type="custom_field", action="update",
-                     changes=changes)
+        audit_record(
+            actor=actor,
+            instance=definition,
+            object_type="custom_field",
+            action="update",
+            changes=changes,
+        )
     return definition
 
 
@@ -68,6 +95,11 @@ def custom_field_update(*, actor: Any, definition: CustomFieldDefinition,
 def custom_field_delete(*, actor: Any, definition: CustomFieldDefinition) -> None:
     """Remove a definition; stored values stay in the JSON and come back if it is re-created."""
     _require_admin(actor)
-    audit_record(actor=actor, instance=definition, object_type="custom_field", action="delete",
-                 changes={k: [v, None] for k, v in snapshot(definition, DEF_FIELDS).items()})
+    audit_record(
+        actor=actor,
+        instance=definition,
+        object_type="custom_field",
+        action="delete",
+        changes={k: [v, None] for k, v in snapshot(definition, DEF_FIELDS).items()},
+    )
     definition.delete()

@@ -7,6 +7,9 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("settings/recycle-bin/", views.recycle_bin, name="recycle-bin"),
     path("settings/custom-fields/", views.custom_fields, name="custom-fields"),
-    path("settings/custom-fields/<int:field_id>/delete/", views.custom_field_delete,
-         name="custom-field-delete"),
+    path(
+        "settings/custom-fields/<int:field_id>/delete/",
+        views.custom_field_delete,
+        name="custom-field-delete",
+    ),
 ]

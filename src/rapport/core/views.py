@@ -36,12 +36,16 @@ def home(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     companies = company_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
     people = person_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
-    return render(request, "core/home.html", {
-        "companies": companies,
-        "people": people,
-        "company_count": company_list(user=user).count() if can(user, "company", "view") else 0,
-        "person_count": person_list(user=user).count() if can(user, "person", "view") else 0,
-    })
+    return render(
+        request,
+        "core/home.html",
+        {
+            "companies": companies,
+            "people": people,
+            "company_count": company_list(user=user).count() if can(user, "company", "view") else 0,
+            "person_count": person_list(user=user).count() if can(user, "person", "view") else 0,
+        },
+    )
 
 
 @login_required
@@ -59,7 +63,9 @@ def recycle_bin(request: HttpRequest) -> HttpResponse:
 
     admin_required(request)
     companies, people = bin_selector(user=request.user)  # type: ignore[arg-type]
-    return render(request, "core/recycle_bin.html", {"companies": companies[:200], "people": people[:200]})
+    return render(
+        request, "core/recycle_bin.html", {"companies": companies[:200], "people": people[:200]}
+    )
 
 
 @login_required
@@ -75,7 +81,9 @@ def custom_fields(request: HttpRequest) -> HttpResponse:
             "type": request.POST.get("type", ""),
             "required": request.POST.get("required") == "on",
             "choices": [c for c in request.POST.get("choices", "").splitlines() if c.strip()],
-            "order": int(request.POST.get("order") or 100) if (request.POST.get("order") or "100").isdigit() else 100,
+            "order": int(request.POST.get("order") or 100)
+            if (request.POST.get("order") or "100").isdigit()
+            else 100,
             "help_text": request.POST.get("help_text", ""),
         }
         if data["object_type"] not in CustomFieldDefinition.ObjectType.values:
@@ -97,13 +105,18 @@ def custom_fields(request: HttpRequest) -> HttpResponse:
                 errors = exc.errors
             except PermissionDenied as exc:
                 errors = {"__all__": [str(exc)]}
-    return render(request, "core/custom_fields.html", {
-        "fields": custom_field_list(object_type=None),
-        "object_types": CustomFieldDefinition.ObjectType.choices,
-        "types": CustomFieldDefinition.Type.choices,
-        "errors": errors,
-        "data": data,
-    }, status=422 if errors else 200)
+    return render(
+        request,
+        "core/custom_fields.html",
+        {
+            "fields": custom_field_list(object_type=None),
+            "object_types": CustomFieldDefinition.ObjectType.choices,
+            "types": CustomFieldDefinition.Type.choices,
+            "errors": errors,
+            "data": data,
+        },
+        status=422 if errors else 200,
+    )
 
 
 @login_required

@@ -56,9 +56,13 @@ def _fuzzy_block(object_type: str, name: str) -> list[int]:
     base = SearchDocument.objects.filter(object_type=object_type, deleted=False)
     if connection.vendor == "sqlite":
         match = " AND ".join(f'"{p}"*' for p in prefixes)
-        qs = base.filter(id__in=RawSQL(
-            "SELECT rowid FROM core_searchdocument_fts WHERE core_searchdocument_fts MATCH %s LIMIT %s",
-            (f"body:({match})", BLOCK_LIMIT * 4)))
+        qs = base.filter(
+            id__in=RawSQL(
+                "SELECT rowid FROM core_searchdocument_fts"
+                " WHERE core_searchdocument_fts MATCH %s LIMIT %s",
+                (f"body:({match})", BLOCK_LIMIT * 4),
+            )
+        )
     else:
         cond = Q()
         for p in prefixes:
@@ -70,7 +74,9 @@ def _fuzzy_block(object_type: str, name: str) -> list[int]:
 def _merge(found: dict[int, Candidate], oid: int, title: str, score: int, reason: str) -> None:
     cand = found.get(oid)
     if cand is None:
-        found[oid] = Candidate(object_type="", object_id=oid, title=title, score=score, reasons=[reason])
+        found[oid] = Candidate(
+            object_type="", object_id=oid, title=title, score=score, reasons=[reason]
+        )
         return
     cand.reasons.append(reason)
     # Two independent signals make a match surer than either alone.
@@ -95,9 +101,9 @@ def find_duplicates(
     phones = [p for p in phones if p]
     emails = [e.lower() for e in emails if e]
     if tax_id and object_type == "company":
-        for cid, title in Company.objects.filter(tax_id=tax_id, deleted_at__isnull=True).values_list(
-            "id", "short_name"
-        )[:limit]:
+        for cid, title in Company.objects.filter(
+            tax_id=tax_id, deleted_at__isnull=True
+        ).values_list("id", "short_name")[:limit]:
             _merge(found, cid, title, 100, _("same tax id"))
     if phones or emails:
         cp = ContactPoint.objects.filter(
@@ -111,7 +117,9 @@ def find_duplicates(
     key = name_key(name)
     if key:
         ids = _fuzzy_block(object_type, name)
-        exact = model.objects.filter(name_key=key, deleted_at__isnull=True).values_list("id", flat=True)[:20]
+        exact = model.objects.filter(name_key=key, deleted_at__isnull=True).values_list(
+            "id", flat=True
+        )[:20]
         ids = list(dict.fromkeys([*exact, *ids]))
         keys = dict(model.objects.filter(id__in=ids).values_list("id", "name_key"))
         for oid, other_key in keys.items():
@@ -119,8 +127,11 @@ def find_duplicates(
                 continue
             score = 100 if other_key == key else name_similarity(key, other_key)
             if score >= FUZZY_THRESHOLD:
-                reason = (_("same name") if score == 100
-                          else _("similar name %(score)s%%") % {"score": score})
+                reason = (
+                    _("same name")
+                    if score == 100
+                    else _("similar name %(score)s%%") % {"score": score}
+                )
                 _merge(found, oid, "", min(score, 90), reason)
     found.pop(exclude_id or -1, None)
     if not found:
@@ -133,8 +144,9 @@ def find_duplicates(
         cand.title = str(row)
         cand.responsible = str(row.responsible) if row.responsible else ""
         if user is not None:
-            cand.visible = scope_allows(user, object_type, "view", owner_id=row.responsible_id,
-                                        team_id=row.team_id)
+            cand.visible = scope_allows(
+                user, object_type, "view", owner_id=row.responsible_id, team_id=row.team_id
+            )
         result.append(cand)
     result.sort(key=lambda c: (-c.score, c.object_id))
     return result[:limit]

@@ -9,10 +9,13 @@ from django.utils.translation import gettext_lazy as _
 from rapport.core.models import CustomFieldsModel, SoftDeleteModel, TimestampedModel, VersionedModel
 from rapport.parties.choices import (
     Channel,
+    CompanyKind,
     CompanyRelationKind,
     EmploymentRole,
     EntityType,
+    MessengerKind,
     PersonRelationKind,
+    PhoneKind,
 )
 
 
@@ -42,7 +45,11 @@ class Party(TimestampedModel, VersionedModel, SoftDeleteModel, CustomFieldsModel
         verbose_name=_("responsible manager"),
     )
     team = models.ForeignKey(
-        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name=_("team"),
     )
     created_by = models.ForeignKey(
@@ -94,8 +101,21 @@ class Company(Party):
         return self.short_name
 
     @property
+    def extra_legal_form(self) -> str:
+        """The legal form, when the short name does not already carry it ("ООО Ромашка")."""
+        form = self.legal_form.strip()
+        if not form or form.casefold() in self.short_name.casefold():
+            return ""
+        return form
+
+    @property
     def kinds(self) -> list[str]:
         return [k for k in self.kinds_text.split(",") if k]
+
+    @property
+    def kind_labels(self) -> list[str]:
+        labels = dict(CompanyKind.choices)
+        return [str(labels.get(k, k)) for k in self.kinds]
 
 
 class Person(Party):
@@ -107,7 +127,8 @@ class Person(Party):
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     time_zone_manual = models.BooleanField(
-        _("time zone set by hand"), default=False,
+        _("time zone set by hand"),
+        default=False,
         help_text=_("Otherwise it follows the first valid phone number."),
     )
     city = models.CharField(_("city"), max_length=120, blank=True)
@@ -161,14 +182,22 @@ class ContactPoint(TimestampedModel):
         indexes = [models.Index(fields=["channel", "value"], name="contact_value_idx")]
         constraints = [
             models.CheckConstraint(
-                condition=(models.Q(person__isnull=False, company__isnull=True)
-                           | models.Q(person__isnull=True, company__isnull=False)),
+                condition=(
+                    models.Q(person__isnull=False, company__isnull=True)
+                    | models.Q(person__isnull=True, company__isnull=False)
+                ),
                 name="contact_point_one_owner",
             )
         ]
 
     def __str__(self) -> str:
         return self.value or self.raw
+
+    @property
+    def kind_label(self) -> str:
+        """The kind in the reader's language (phone and email kinds share PhoneKind)."""
+        labels = dict(MessengerKind.choices if self.channel == "messenger" else PhoneKind.choices)
+        return str(labels.get(self.kind, self.kind))
 
 
 class BankAccount(TimestampedModel):
@@ -216,7 +245,9 @@ class Employment(TimestampedModel):
 class CompanyRelation(TimestampedModel):
     """company -> company: parent of, partner, competitor, supplier of."""
 
-    from_company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="relations_out")
+    from_company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="relations_out"
+    )
     to_company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="relations_in")
     kind = models.CharField(_("relation"), max_length=20, choices=CompanyRelationKind.choices)
     note = models.CharField(_("note"), max_length=300, blank=True)
@@ -224,8 +255,9 @@ class CompanyRelation(TimestampedModel):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["from_company", "to_company", "kind"],
-                                    name="company_relation_unique"),
+            models.UniqueConstraint(
+                fields=["from_company", "to_company", "kind"], name="company_relation_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -243,8 +275,9 @@ class PersonRelation(TimestampedModel):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["from_person", "to_person", "kind"],
-                                    name="person_relation_unique"),
+            models.UniqueConstraint(
+                fields=["from_person", "to_person", "kind"], name="person_relation_unique"
+            ),
         ]
 
     def __str__(self) -> str:

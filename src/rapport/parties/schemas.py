@@ -81,7 +81,9 @@ class CompanyWrite(Strict):
     phones: list[PhoneIn] = Field(default_factory=list)
     emails: list[EmailIn] = Field(default_factory=list)
     bank_accounts: list[BankAccountIn] = Field(default_factory=list)
-    default_region: str | None = Field(None, max_length=2, description="Region for national numbers")
+    default_region: str | None = Field(
+        None, max_length=2, description="Region for national numbers"
+    )
 
 
 class CompanyPatch(Strict):

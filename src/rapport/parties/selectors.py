@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,15 @@ class ListFilters:
     company_id: int | None = None
     custom: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
+
+
+def custom_filters_from(params: Mapping[str, str]) -> dict[str, str]:
+    """`cf_<name>=value` query parameters as a custom-field filter (blank values ignored)."""
+    return {
+        key[3:]: value.strip()
+        for key in params
+        if key.startswith("cf_") and (value := str(params.get(key) or "")).strip()
+    }
 
 
 def _common_filters(qs: QuerySet[Any], f: ListFilters, object_type: str) -> QuerySet[Any]:
@@ -118,24 +128,36 @@ def with_list_extras(qs: QuerySet[Any]) -> QuerySet[Any]:
 
 def company_people(*, user: User, company: Company) -> QuerySet[Employment]:
     visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
-    return (Employment.objects.filter(company=company, person__in=visible)
-            .select_related("person").prefetch_related("person__contact_points")
-            .order_by("-is_current", "person__last_name", "id"))
+    return (
+        Employment.objects.filter(company=company, person__in=visible)
+        .select_related("person")
+        .prefetch_related("person__contact_points")
+        .order_by("-is_current", "person__last_name", "id")
+    )
 
 
 def person_companies(*, user: User, person: Person) -> QuerySet[Employment]:
     visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
-    return (Employment.objects.filter(person=person, company__in=visible)
-            .select_related("company").order_by("-is_current", "company__short_name"))
+    return (
+        Employment.objects.filter(person=person, company__in=visible)
+        .select_related("company")
+        .order_by("-is_current", "company__short_name")
+    )
 
 
-def company_relations(*, user: User, company: Company) -> list[tuple[str, CompanyRelation, Company]]:
+def company_relations(
+    *, user: User, company: Company
+) -> list[tuple[str, CompanyRelation, Company]]:
     """(direction, relation, other company) for every relation to a company the user sees."""
     visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
     out: list[tuple[str, CompanyRelation, Company]] = []
-    for rel in CompanyRelation.objects.filter(from_company=company, to_company__in=visible).select_related("to_company"):
+    for rel in CompanyRelation.objects.filter(
+        from_company=company, to_company__in=visible
+    ).select_related("to_company"):
         out.append(("out", rel, rel.to_company))
-    for rel in CompanyRelation.objects.filter(to_company=company, from_company__in=visible).select_related("from_company"):
+    for rel in CompanyRelation.objects.filter(
+        to_company=company, from_company__in=visible
+    ).select_related("from_company"):
         out.append(("in", rel, rel.from_company))
     return out
 
@@ -143,17 +165,26 @@ def company_relations(*, user: User, company: Company) -> list[tuple[str, Compan
 def person_relations(*, user: User, person: Person) -> list[tuple[str, PersonRelation, Person]]:
     visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
     out: list[tuple[str, PersonRelation, Person]] = []
-    for rel in PersonRelation.objects.filter(from_person=person, to_person__in=visible).select_related("to_person"):
+    for rel in PersonRelation.objects.filter(
+        from_person=person, to_person__in=visible
+    ).select_related("to_person"):
         out.append(("out", rel, rel.to_person))
-    for rel in PersonRelation.objects.filter(to_person=person, from_person__in=visible).select_related("from_person"):
+    for rel in PersonRelation.objects.filter(
+        to_person=person, from_person__in=visible
+    ).select_related("from_person"):
         out.append(("in", rel, rel.from_person))
     return out
 
 
 def company_relation_get(*, user: User, relation_id: int) -> CompanyRelation:
     visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
-    rel = CompanyRelation.objects.filter(pk=relation_id, from_company__in=visible,
-                                         to_company__in=visible).select_related("from_company").first()
+    rel = (
+        CompanyRelation.objects.filter(
+            pk=relation_id, from_company__in=visible, to_company__in=visible
+        )
+        .select_related("from_company")
+        .first()
+    )
     if rel is None:
         raise Http404
     return rel
@@ -161,8 +192,13 @@ def company_relation_get(*, user: User, relation_id: int) -> CompanyRelation:
 
 def person_relation_get(*, user: User, relation_id: int) -> PersonRelation:
     visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
-    rel = PersonRelation.objects.filter(pk=relation_id, from_person__in=visible,
-                                        to_person__in=visible).select_related("from_person").first()
+    rel = (
+        PersonRelation.objects.filter(
+            pk=relation_id, from_person__in=visible, to_person__in=visible
+        )
+        .select_related("from_person")
+        .first()
+    )
     if rel is None:
         raise Http404
     return rel
@@ -171,12 +207,19 @@ def person_relation_get(*, user: User, relation_id: int) -> PersonRelation:
 def recycle_bin(*, user: User) -> tuple[QuerySet[Company], QuerySet[Person]]:
     if not user.is_rapport_admin:
         return Company.objects.none(), Person.objects.none()
-    return (Company.objects.filter(deleted_at__isnull=False).select_related("deleted_by").order_by("-deleted_at"),
-            Person.objects.filter(deleted_at__isnull=False).select_related("deleted_by").order_by("-deleted_at"))
+    return (
+        Company.objects.filter(deleted_at__isnull=False)
+        .select_related("deleted_by")
+        .order_by("-deleted_at"),
+        Person.objects.filter(deleted_at__isnull=False)
+        .select_related("deleted_by")
+        .order_by("-deleted_at"),
+    )
 
 
-def contact_point_list(*, user: User, company_id: int | None = None,
-                       person_id: int | None = None) -> QuerySet[ContactPoint]:
+def contact_point_list(
+    *, user: User, company_id: int | None = None, person_id: int | None = None
+) -> QuerySet[ContactPoint]:
     companies = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
     people = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
     qs = ContactPoint.objects.filter(Q(company__in=companies) | Q(person__in=people))

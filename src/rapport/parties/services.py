@@ -49,21 +49,51 @@ from rapport.parties.models import (
 )
 
 COMPANY_FIELDS = [
-    "entity_type", "short_name", "full_name", "legal_form", "tax_id", "tax_country",
-    "registration_number", "kinds_text", "industry", "website", "legal_address", "postal_address",
-    "country", "city", "client_since", "responsible", "source", "notes", "custom_fields",
+    "entity_type",
+    "short_name",
+    "full_name",
+    "legal_form",
+    "tax_id",
+    "tax_country",
+    "registration_number",
+    "kinds_text",
+    "industry",
+    "website",
+    "legal_address",
+    "postal_address",
+    "country",
+    "city",
+    "client_since",
+    "responsible",
+    "source",
+    "notes",
+    "custom_fields",
 ]
 PERSON_FIELDS = [
-    "first_name", "last_name", "middle_name", "birthday", "time_zone", "time_zone_manual", "city",
-    "address", "responsible", "source", "notes", "custom_fields",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "birthday",
+    "time_zone",
+    "time_zone_manual",
+    "city",
+    "address",
+    "responsible",
+    "source",
+    "notes",
+    "custom_fields",
 ]
 REQUIRED_MSG = "This field is required."
 
 
 # --- contact points ---------------------------------------------------------------------------
 
+
 def contact_points_build(
-    *, phones: list[dict[str, Any]], emails: list[dict[str, Any]], messengers: list[dict[str, Any]],
+    *,
+    phones: list[dict[str, Any]],
+    emails: list[dict[str, Any]],
+    messengers: list[dict[str, Any]],
     default_region: str,
 ) -> tuple[list[ContactPoint], dict[str, list[str]]]:
     """Unsaved ContactPoints from the typed values; a cell may hold several numbers."""
@@ -75,23 +105,38 @@ def contact_points_build(
             continue
         kind = item.get("kind") or PhoneKind.MOBILE
         if kind not in PhoneKind.values:
-            errors.setdefault("phones", []).append(_("Unknown phone kind: %(kind)s.") % {"kind": kind})
+            errors.setdefault("phones", []).append(
+                _("Unknown phone kind: %(kind)s.") % {"kind": kind}
+            )
             continue
         for parsed in parse_phones(raw, default_region=default_region):
-            points.append(ContactPoint(
-                channel="phone", kind=kind, raw=parsed.raw[:200], value=parsed.e164 or "",
-                extension=parsed.extension or str(item.get("extension") or ""), valid=parsed.valid,
-            ))
+            points.append(
+                ContactPoint(
+                    channel="phone",
+                    kind=kind,
+                    raw=parsed.raw[:200],
+                    value=parsed.e164 or "",
+                    extension=parsed.extension or str(item.get("extension") or ""),
+                    valid=parsed.valid,
+                )
+            )
     for item in emails:
         raw = str(item.get("raw") or item.get("value") or "").strip()
         for token in split_email_field(raw) if raw else []:
-            parsed = normalize_email(token)
-            if not parsed.valid:
+            email = normalize_email(token)
+            if not email.valid:
                 errors.setdefault("emails", []).append(
-                    _("“%(email)s” is not a valid email address.") % {"email": token})
+                    _("“%(email)s” is not a valid email address.") % {"email": token}
+                )
                 continue
-            points.append(ContactPoint(channel="email", kind=str(item.get("kind") or "work"),
-                                       raw=token[:200], value=parsed.normalized))
+            points.append(
+                ContactPoint(
+                    channel="email",
+                    kind=str(item.get("kind") or "work"),
+                    raw=token[:200],
+                    value=email.normalized,
+                )
+            )
     for item in messengers:
         handle = str(item.get("raw") or item.get("value") or "").strip()
         if not handle:
@@ -99,10 +144,17 @@ def contact_points_build(
         kind = item.get("kind") or MessengerKind.OTHER
         if kind not in MessengerKind.values:
             errors.setdefault("messengers", []).append(
-                _("Unknown messenger: %(kind)s.") % {"kind": kind})
+                _("Unknown messenger: %(kind)s.") % {"kind": kind}
+            )
             continue
-        points.append(ContactPoint(channel="messenger", kind=kind, raw=handle[:200],
-                                   value=handle.lstrip("@").lower()[:200]))
+        points.append(
+            ContactPoint(
+                channel="messenger",
+                kind=kind,
+                raw=handle[:200],
+                value=handle.lstrip("@").lower()[:200],
+            )
+        )
     seen: set[tuple[str, str]] = set()
     unique: list[ContactPoint] = []
     for p in points:
@@ -121,7 +173,9 @@ def contact_points_build(
 
 
 def _points_summary(points: list[ContactPoint]) -> list[str]:
-    return [f"{p.channel}:{p.value or p.raw}{' x' + p.extension if p.extension else ''}" for p in points]
+    return [
+        f"{p.channel}:{p.value or p.raw}{' x' + p.extension if p.extension else ''}" for p in points
+    ]
 
 
 def _replace_points(owner: Company | Person, points: list[ContactPoint]) -> None:
@@ -138,8 +192,10 @@ def _current_points(owner: Company | Person) -> list[ContactPoint]:
 
 # --- shared checks ----------------------------------------------------------------------------
 
-def _resolve_responsible(actor: User | None, object_type: str, responsible_id: Any,
-                         errors: dict[str, list[str]]) -> User | None:
+
+def _resolve_responsible(
+    actor: User | None, object_type: str, responsible_id: Any, errors: dict[str, list[str]]
+) -> User | None:
     if responsible_id in (None, ""):
         return actor if actor and actor.is_authenticated else None
     try:
@@ -147,8 +203,10 @@ def _resolve_responsible(actor: User | None, object_type: str, responsible_id: A
     except (User.DoesNotExist, ValueError, TypeError):
         errors["responsible_id"] = [_("No active user with this id.")]
         return None
-    if actor is not None and user.pk != actor.pk and not scope_allows(
-        actor, object_type, "assign", team_id=user.team_id, owner_id=None
+    if (
+        actor is not None
+        and user.pk != actor.pk
+        and not scope_allows(actor, object_type, "assign", team_id=user.team_id, owner_id=None)
     ):
         errors["responsible_id"] = [_("You may not assign records to this user.")]
     return user
@@ -176,26 +234,38 @@ def _parse_date(value: Any, field: str, errors: dict[str, list[str]]) -> dt.date
 
 
 def _visible_or_error(actor: User | None, obj: Company | Person, object_type: str) -> bool:
-    return actor is None or scope_allows(actor, object_type, "view", owner_id=obj.responsible_id,
-                                         team_id=obj.team_id)
+    return actor is None or scope_allows(
+        actor, object_type, "view", owner_id=obj.responsible_id, team_id=obj.team_id
+    )
 
 
 def _check_write(actor: User | None, object_type: str, action: str, obj: Company | Person) -> None:
-    if actor is not None and not scope_allows(actor, object_type, action,
-                                              owner_id=obj.responsible_id, team_id=obj.team_id):
+    if actor is not None and not scope_allows(
+        actor, object_type, action, owner_id=obj.responsible_id, team_id=obj.team_id
+    ):
         raise PermissionDenied(_("You may not %(action)s this record.") % {"action": _(action)})
 
 
-def _check_version(obj: Company | Person, object_type: str, version: int | None,
-                   submitted: dict[str, Any], current: dict[str, Any],
-                   merge: bool) -> dict[str, Any]:
+def _check_version(
+    obj: Company | Person,
+    object_type: str,
+    version: int | None,
+    submitted: dict[str, Any],
+    current: dict[str, Any],
+    merge: bool,
+) -> dict[str, Any]:
     """The fields to apply; raises StaleVersion when ``version`` is stale and cannot merge."""
     if version is None or int(version) == obj.version:
         return submitted
     if not merge:
         raise StaleVersion(current_version=obj.version)
-    apply, conflicts = merge_stale(object_type=object_type, object_id=obj.pk,
-                                   read_version=int(version), current=current, submitted=submitted)
+    apply, conflicts = merge_stale(
+        object_type=object_type,
+        object_id=obj.pk,
+        read_version=int(version),
+        current=current,
+        submitted=submitted,
+    )
     if conflicts:
         raise StaleVersion(current_version=obj.version, conflicts=conflicts)
     return apply
@@ -203,8 +273,10 @@ def _check_version(obj: Company | Person, object_type: str, version: int | None,
 
 # --- companies --------------------------------------------------------------------------------
 
-def _company_clean(data: dict[str, Any], actor: User | None,
-                   errors: dict[str, list[str]], existing: Company | None) -> dict[str, Any]:
+
+def _company_clean(
+    data: dict[str, Any], actor: User | None, errors: dict[str, list[str]], existing: Company | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "short_name" in data or existing is None:
         raw_name = str(data.get("short_name") or "").strip()
@@ -214,8 +286,18 @@ def _company_clean(data: dict[str, Any], actor: User | None,
         out["short_name"] = raw_name[:200]
         if not stripped and raw_name:
             errors["short_name"] = [_("Enter the company's name, not only its legal form.")]
-    for f in ("full_name", "legal_form", "registration_number", "industry", "website",
-              "legal_address", "postal_address", "city", "source", "notes"):
+    for f in (
+        "full_name",
+        "legal_form",
+        "registration_number",
+        "industry",
+        "website",
+        "legal_address",
+        "postal_address",
+        "city",
+        "source",
+        "notes",
+    ):
         if f in data:
             out[f] = str(data[f] or "").strip()
     if "short_name" in out and not out.get("legal_form") and not (existing and existing.legal_form):
@@ -236,7 +318,9 @@ def _company_clean(data: dict[str, Any], actor: User | None,
         bad = [k for k in kinds if k not in CompanyKind.values]
         if bad:
             errors["kinds"] = [_("Unknown kind: %(kinds)s.") % {"kinds": ", ".join(bad)}]
-        out["kinds_text"] = "," + ",".join(sorted(set(kinds), key=CompanyKind.values.index)) + "," if kinds else ""
+        out["kinds_text"] = (
+            "," + ",".join(sorted(set(kinds), key=CompanyKind.values.index)) + "," if kinds else ""
+        )
     if "tax_id" in data:
         raw_tax = str(data.get("tax_id") or "").strip()
         country = str(data.get("tax_country") or data.get("country") or "").upper() or None
@@ -256,12 +340,16 @@ def _company_clean(data: dict[str, Any], actor: User | None,
     if "client_since" in data:
         out["client_since"] = _parse_date(data["client_since"], "client_since", errors)
     if "responsible_id" in data or existing is None:
-        out["responsible"] = _resolve_responsible(actor, "company", data.get("responsible_id"), errors)
+        out["responsible"] = _resolve_responsible(
+            actor, "company", data.get("responsible_id"), errors
+        )
     if "custom_fields" in data:
         try:
             out["custom_fields"] = custom_fields_clean(
-                object_type="company", values=data["custom_fields"] or {},
-                existing=existing.custom_fields if existing else None)
+                object_type="company",
+                values=data["custom_fields"] or {},
+                existing=existing.custom_fields if existing else None,
+            )
         except FieldErrors as exc:
             errors.update(exc.errors)
     elif existing is None:
@@ -275,7 +363,9 @@ def _company_clean(data: dict[str, Any], actor: User | None,
 def _company_reindex(company: Company) -> None:
     points = list(company.contact_points.all())
     search_index(
-        object_type="company", object_id=company.pk, title=company.short_name,
+        object_type="company",
+        object_id=company.pk,
+        title=company.short_name,
         subtitle=company.city or company.industry,
         body=search_body(
             names=[company.short_name, company.full_name],
@@ -284,34 +374,48 @@ def _company_reindex(company: Company) -> None:
             emails=[p.value for p in points if p.channel == "email"],
             extra=[company.tax_id, company.website],
         ),
-        team_id=company.team_id, responsible_id=company.responsible_id,
+        team_id=company.team_id,
+        responsible_id=company.responsible_id,
         deleted=company.deleted_at is not None,
     )
 
 
 def _phones_and_emails(points: list[ContactPoint]) -> tuple[list[str], list[str]]:
-    return ([p.value for p in points if p.channel == "phone" and p.value],
-            [p.value for p in points if p.channel == "email"])
+    return (
+        [p.value for p in points if p.channel == "phone" and p.value],
+        [p.value for p in points if p.channel == "email"],
+    )
 
 
 @transaction.atomic
 def company_create(*, actor: User | None, data: dict[str, Any], force: bool = False) -> Company:
     """Create a company with its contact points and bank accounts; guard against duplicates."""
-    if actor is not None and not scope_allows(actor, "company", "create", owner_id=actor.pk,
-                                              team_id=actor.team_id):
+    if actor is not None and not scope_allows(
+        actor, "company", "create", owner_id=actor.pk, team_id=actor.team_id
+    ):
         raise PermissionDenied(_("You may not create companies."))
     errors: dict[str, list[str]] = {}
     fields = _company_clean(data, actor, errors, None)
     region = str(data.get("default_region") or settings.DEFAULT_PHONE_REGION)
-    points, perr = contact_points_build(phones=data.get("phones") or [], emails=data.get("emails") or [],
-                                        messengers=[], default_region=region)
+    points, perr = contact_points_build(
+        phones=data.get("phones") or [],
+        emails=data.get("emails") or [],
+        messengers=[],
+        default_region=region,
+    )
     errors.update(perr)
     if errors:
         raise FieldErrors(errors)
     phones, emails = _phones_and_emails(points)
     if not force:
-        cands = find_duplicates(object_type="company", name=fields["short_name"],
-                                tax_id=fields.get("tax_id", ""), phones=phones, emails=emails, user=actor)
+        cands = find_duplicates(
+            object_type="company",
+            name=fields["short_name"],
+            tax_id=fields.get("tax_id", ""),
+            phones=phones,
+            emails=emails,
+            user=actor,
+        )
         if cands:
             raise DuplicateFound(cands)
     responsible = fields.get("responsible")
@@ -326,10 +430,16 @@ def company_create(*, actor: User | None, data: dict[str, Any], force: bool = Fa
     for acc in data.get("bank_accounts") or []:
         _bank_account_add(company, acc)
     _company_reindex(company)
-    changes = {k: [None, v] for k, v in snapshot(company, COMPANY_FIELDS).items() if v not in ("", None, {})}
+    changes = {
+        k: [None, v]
+        for k, v in snapshot(company, COMPANY_FIELDS).items()
+        if v not in ("", None, {})
+    }
     if points:
         changes["contact_points"] = [None, _points_summary(points)]
-    audit_record(actor=actor, instance=company, object_type="company", action="create", changes=changes)
+    audit_record(
+        actor=actor, instance=company, object_type="company", action="create", changes=changes
+    )
     event_record(name="company.created", object_type="company", object_id=company.pk, actor=actor)
     return company
 
@@ -343,11 +453,18 @@ def _team_for(responsible: User | None, actor: User | None) -> Team | None:
 
 
 def _bank_account_add(company: Company, acc: dict[str, Any]) -> BankAccount:
-    bank, number = str(acc.get("bank_name") or "").strip(), str(acc.get("account_number") or "").strip()
+    bank, number = (
+        str(acc.get("bank_name") or "").strip(),
+        str(acc.get("account_number") or "").strip(),
+    )
     if not bank or not number:
-        raise FieldErrors.single("bank_accounts", _("A bank account needs a bank and an account number."))
+        raise FieldErrors.single(
+            "bank_accounts", _("A bank account needs a bank and an account number.")
+        )
     return BankAccount.objects.create(
-        company=company, bank_name=bank, account_number=number.replace(" ", ""),
+        company=company,
+        bank_name=bank,
+        account_number=number.replace(" ", ""),
         bic=str(acc.get("bic") or "").strip(),
         correspondent_account=str(acc.get("correspondent_account") or "").strip(),
         currency=str(acc.get("currency") or "").upper()[:3],
@@ -355,8 +472,15 @@ def _bank_account_add(company: Company, acc: dict[str, Any]) -> BankAccount:
 
 
 @transaction.atomic
-def company_update(*, actor: User | None, company: Company, data: dict[str, Any],
-                   version: int | None = None, merge: bool = False, force: bool = True) -> Company:
+def company_update(
+    *,
+    actor: User | None,
+    company: Company,
+    data: dict[str, Any],
+    version: int | None = None,
+    merge: bool = False,
+    force: bool = True,
+) -> Company:
     """Change the fields present in ``data``.
 
     ``version`` is the version the caller read: a stale one raises StaleVersion,
@@ -369,8 +493,10 @@ def company_update(*, actor: User | None, company: Company, data: dict[str, Any]
     if errors:
         raise FieldErrors(errors)
     before = snapshot(company, COMPANY_FIELDS)
-    fields_cmp = {("responsible" if k == "responsible" else k): (v.pk if k == "responsible" and v else v)
-                  for k, v in fields.items()}
+    fields_cmp = {
+        ("responsible" if k == "responsible" else k): (v.pk if k == "responsible" and v else v)
+        for k, v in fields.items()
+    }
     apply = _check_version(company, "company", version, fields_cmp, before, merge)
     new_points: list[ContactPoint] | None = None
     if "phones" in data or "emails" in data:
@@ -379,11 +505,15 @@ def company_update(*, actor: User | None, company: Company, data: dict[str, Any]
         phones_in = data.get("phones")
         emails_in = data.get("emails")
         new_points, perr = contact_points_build(
-            phones=phones_in if phones_in is not None else
-            [{"raw": p.raw, "kind": p.kind} for p in old if p.channel == "phone"],
-            emails=emails_in if emails_in is not None else
-            [{"raw": p.raw} for p in old if p.channel == "email"],
-            messengers=[], default_region=region)
+            phones=phones_in
+            if phones_in is not None
+            else [{"raw": p.raw, "kind": p.kind} for p in old if p.channel == "phone"],
+            emails=emails_in
+            if emails_in is not None
+            else [{"raw": p.raw} for p in old if p.channel == "email"],
+            messengers=[],
+            default_region=region,
+        )
         if perr:
             raise FieldErrors(perr)
     for k in apply:
@@ -393,9 +523,18 @@ def company_update(*, actor: User | None, company: Company, data: dict[str, Any]
     if "responsible" in apply:
         company.team = _team_for(company.responsible, actor)
     if not force and ("short_name" in apply or "tax_id" in apply or new_points is not None):
-        phones, emails = _phones_and_emails(new_points if new_points is not None else _current_points(company))
-        cands = find_duplicates(object_type="company", name=company.short_name, tax_id=company.tax_id,
-                                phones=phones, emails=emails, exclude_id=company.pk, user=actor)
+        phones, emails = _phones_and_emails(
+            new_points if new_points is not None else _current_points(company)
+        )
+        cands = find_duplicates(
+            object_type="company",
+            name=company.short_name,
+            tax_id=company.tax_id,
+            phones=phones,
+            emails=emails,
+            exclude_id=company.pk,
+            user=actor,
+        )
         if cands:
             raise DuplicateFound(cands)
     after = snapshot(company, COMPANY_FIELDS)
@@ -416,18 +555,27 @@ def company_update(*, actor: User | None, company: Company, data: dict[str, Any]
         return company
     changes["version"] = [company.version, company.version + 1]
     company.version += 1
-    company.save(update_fields=[*{k for k in apply}, "name_key", "team", "version", "updated_at"])
+    company.save(update_fields=[*set(apply), "name_key", "team", "version", "updated_at"])
     _company_reindex(company)
-    audit_record(actor=actor, instance=company, object_type="company", action="update", changes=changes)
-    event_record(name="company.updated", object_type="company", object_id=company.pk, actor=actor,
-                 payload={"fields": sorted(k for k in changes if k != "version")})
+    audit_record(
+        actor=actor, instance=company, object_type="company", action="update", changes=changes
+    )
+    event_record(
+        name="company.updated",
+        object_type="company",
+        object_id=company.pk,
+        actor=actor,
+        payload={"fields": sorted(k for k in changes if k != "version")},
+    )
     return company
 
 
 # --- people -----------------------------------------------------------------------------------
 
-def _person_clean(data: dict[str, Any], actor: User | None,
-                  errors: dict[str, list[str]], existing: Person | None) -> dict[str, Any]:
+
+def _person_clean(
+    data: dict[str, Any], actor: User | None, errors: dict[str, list[str]], existing: Person | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in ("first_name", "last_name", "middle_name"):
         if f in data:
@@ -455,12 +603,16 @@ def _person_clean(data: dict[str, Any], actor: User | None,
         out["time_zone"] = tz
         out["time_zone_manual"] = bool(tz)
     if "responsible_id" in data or existing is None:
-        out["responsible"] = _resolve_responsible(actor, "person", data.get("responsible_id"), errors)
+        out["responsible"] = _resolve_responsible(
+            actor, "person", data.get("responsible_id"), errors
+        )
     if "custom_fields" in data:
         try:
             out["custom_fields"] = custom_fields_clean(
-                object_type="person", values=data["custom_fields"] or {},
-                existing=existing.custom_fields if existing else None)
+                object_type="person",
+                values=data["custom_fields"] or {},
+                existing=existing.custom_fields if existing else None,
+            )
         except FieldErrors as exc:
             errors.update(exc.errors)
     elif existing is None:
@@ -485,10 +637,13 @@ def _auto_time_zone(person: Person, points: list[ContactPoint]) -> None:
 
 def _person_reindex(person: Person) -> None:
     points = list(person.contact_points.all())
-    companies = list(person.employments.select_related("company").values_list("company__short_name",
-                                                                               flat=True))
+    companies = list(
+        person.employments.select_related("company").values_list("company__short_name", flat=True)
+    )
     search_index(
-        object_type="person", object_id=person.pk, title=person.full_name,
+        object_type="person",
+        object_id=person.pk,
+        title=person.full_name,
         subtitle=", ".join(companies)[:300],
         body=search_body(
             names=[person.full_name],
@@ -497,17 +652,21 @@ def _person_reindex(person: Person) -> None:
             emails=[p.value for p in points if p.channel == "email"],
             extra=[p.value for p in points if p.channel == "messenger"],
         ),
-        team_id=person.team_id, responsible_id=person.responsible_id,
+        team_id=person.team_id,
+        responsible_id=person.responsible_id,
         deleted=person.deleted_at is not None,
     )
 
 
-def _employments_clean(actor: User | None, items: list[dict[str, Any]],
-                       errors: dict[str, list[str]]) -> list[tuple[Company, str, str]]:
+def _employments_clean(
+    actor: User | None, items: list[dict[str, Any]], errors: dict[str, list[str]]
+) -> list[tuple[Company, str, str]]:
     out: list[tuple[Company, str, str]] = []
     for item in items:
         try:
-            company = Company.objects.get(pk=int(item.get("company_id") or 0), deleted_at__isnull=True)
+            company = Company.objects.get(
+                pk=int(item.get("company_id") or 0), deleted_at__isnull=True
+            )
         except (Company.DoesNotExist, ValueError, TypeError):
             errors["employments"] = [_("No such company.")]
             continue
@@ -525,14 +684,19 @@ def _employments_clean(actor: User | None, items: list[dict[str, Any]],
 @transaction.atomic
 def person_create(*, actor: User | None, data: dict[str, Any], force: bool = False) -> Person:
     """Create a person with contact points and the companies they work at."""
-    if actor is not None and not scope_allows(actor, "person", "create", owner_id=actor.pk,
-                                              team_id=actor.team_id):
+    if actor is not None and not scope_allows(
+        actor, "person", "create", owner_id=actor.pk, team_id=actor.team_id
+    ):
         raise PermissionDenied(_("You may not create people."))
     errors: dict[str, list[str]] = {}
     fields = _person_clean(data, actor, errors, None)
     region = str(data.get("default_region") or settings.DEFAULT_PHONE_REGION)
-    points, perr = contact_points_build(phones=data.get("phones") or [], emails=data.get("emails") or [],
-                                        messengers=data.get("messengers") or [], default_region=region)
+    points, perr = contact_points_build(
+        phones=data.get("phones") or [],
+        emails=data.get("emails") or [],
+        messengers=data.get("messengers") or [],
+        default_region=region,
+    )
     errors.update(perr)
     jobs = _employments_clean(actor, data.get("employments") or [], errors)
     if errors:
@@ -540,8 +704,9 @@ def person_create(*, actor: User | None, data: dict[str, Any], force: bool = Fal
     person = Person(**fields)
     phones, emails = _phones_and_emails(points)
     if not force:
-        cands = find_duplicates(object_type="person", name=person.full_name, phones=phones,
-                                emails=emails, user=actor)
+        cands = find_duplicates(
+            object_type="person", name=person.full_name, phones=phones, emails=emails, user=actor
+        )
         if cands:
             raise DuplicateFound(cands)
     person.team = _team_for(fields.get("responsible"), actor)
@@ -555,24 +720,41 @@ def person_create(*, actor: User | None, data: dict[str, Any], force: bool = Fal
     if data.get("tags") is not None:
         person.tags.set(_tags(list(data["tags"])))
     _person_reindex(person)
-    changes = {k: [None, v] for k, v in snapshot(person, PERSON_FIELDS).items() if v not in ("", None, {}, False)}
+    changes = {
+        k: [None, v]
+        for k, v in snapshot(person, PERSON_FIELDS).items()
+        if v not in ("", None, {}, False)
+    }
     if points:
         changes["contact_points"] = [None, _points_summary(points)]
     if jobs:
         changes["employments"] = [None, [f"{c.pk}:{pos}:{r}" for c, pos, r in jobs]]
-    audit_record(actor=actor, instance=person, object_type="person", action="create", changes=changes)
+    audit_record(
+        actor=actor, instance=person, object_type="person", action="create", changes=changes
+    )
     event_record(name="person.created", object_type="person", object_id=person.pk, actor=actor)
     return person
 
 
 @transaction.atomic
-def person_update(*, actor: User | None, person: Person, data: dict[str, Any],
-                  version: int | None = None, merge: bool = False, force: bool = True) -> Person:
+def person_update(
+    *,
+    actor: User | None,
+    person: Person,
+    data: dict[str, Any],
+    version: int | None = None,
+    merge: bool = False,
+    force: bool = True,
+) -> Person:
     person = Person.objects.select_for_update().get(pk=person.pk)
     _check_write(actor, "person", "edit", person)
     errors: dict[str, list[str]] = {}
     fields = _person_clean(data, actor, errors, person)
-    jobs = _employments_clean(actor, data["employments"], errors) if data.get("employments") is not None else None
+    jobs = (
+        _employments_clean(actor, data["employments"], errors)
+        if data.get("employments") is not None
+        else None
+    )
     if errors:
         raise FieldErrors(errors)
     before = snapshot(person, PERSON_FIELDS)
@@ -589,8 +771,11 @@ def person_update(*, actor: User | None, person: Person, data: dict[str, Any],
         new_points, perr = contact_points_build(
             phones=data["phones"] if data.get("phones") is not None else keep("phone"),
             emails=data["emails"] if data.get("emails") is not None else keep("email"),
-            messengers=data["messengers"] if data.get("messengers") is not None else keep("messenger"),
-            default_region=region)
+            messengers=data["messengers"]
+            if data.get("messengers") is not None
+            else keep("messenger"),
+            default_region=region,
+        )
         if perr:
             raise FieldErrors(perr)
     for k in apply:
@@ -601,9 +786,17 @@ def person_update(*, actor: User | None, person: Person, data: dict[str, Any],
     if "responsible" in apply:
         person.team = _team_for(person.responsible, actor)
     if not force:
-        phones, emails = _phones_and_emails(new_points if new_points is not None else _current_points(person))
-        cands = find_duplicates(object_type="person", name=person.full_name, phones=phones,
-                                emails=emails, exclude_id=person.pk, user=actor)
+        phones, emails = _phones_and_emails(
+            new_points if new_points is not None else _current_points(person)
+        )
+        cands = find_duplicates(
+            object_type="person",
+            name=person.full_name,
+            phones=phones,
+            emails=emails,
+            exclude_id=person.pk,
+            user=actor,
+        )
         if cands:
             raise DuplicateFound(cands)
     changes: dict[str, Any] = {}
@@ -621,8 +814,9 @@ def person_update(*, actor: User | None, person: Person, data: dict[str, Any],
         if old_jobs != new_jobs:
             person.employments.exclude(company__in=[c for c, _p, _r in jobs]).delete()
             for company, position, role in jobs:
-                Employment.objects.update_or_create(person=person, company=company,
-                                                    defaults={"position": position, "role": role})
+                Employment.objects.update_or_create(
+                    person=person, company=company, defaults={"position": position, "role": role}
+                )
             changes["employments"] = [old_jobs, new_jobs]
     if data.get("tags") is not None:
         old_tags = sorted(person.tags.values_list("name", flat=True))
@@ -636,13 +830,21 @@ def person_update(*, actor: User | None, person: Person, data: dict[str, Any],
     person.version += 1
     person.save(update_fields=[*PERSON_FIELDS, "name_key", "team", "version", "updated_at"])
     _person_reindex(person)
-    audit_record(actor=actor, instance=person, object_type="person", action="update", changes=changes)
-    event_record(name="person.updated", object_type="person", object_id=person.pk, actor=actor,
-                 payload={"fields": sorted(k for k in changes if k != "version")})
+    audit_record(
+        actor=actor, instance=person, object_type="person", action="update", changes=changes
+    )
+    event_record(
+        name="person.updated",
+        object_type="person",
+        object_id=person.pk,
+        actor=actor,
+        payload={"fields": sorted(k for k in changes if k != "version")},
+    )
     return person
 
 
 # --- recycle bin ------------------------------------------------------------------------------
+
 
 def _reindex(obj: Company | Person) -> None:
     if isinstance(obj, Company):
@@ -663,9 +865,16 @@ def party_delete(*, actor: User | None, obj: Company | Person) -> None:
     obj.version += 1
     obj.save(update_fields=["deleted_at", "deleted_by", "version", "updated_at"])
     _reindex(obj)
-    audit_record(actor=actor, instance=obj, object_type=object_type, action="delete",
-                 changes={"deleted_at": [None, obj.deleted_at.isoformat()]})
-    event_record(name=f"{object_type}.deleted", object_type=object_type, object_id=obj.pk, actor=actor)
+    audit_record(
+        actor=actor,
+        instance=obj,
+        object_type=object_type,
+        action="delete",
+        changes={"deleted_at": [None, obj.deleted_at.isoformat()]},
+    )
+    event_record(
+        name=f"{object_type}.deleted", object_type=object_type, object_id=obj.pk, actor=actor
+    )
 
 
 @transaction.atomic
@@ -682,46 +891,78 @@ def party_restore(*, actor: User | None, obj: Company | Person) -> None:
     obj.version += 1
     obj.save(update_fields=["deleted_at", "deleted_by", "version", "updated_at"])
     _reindex(obj)
-    audit_record(actor=actor, instance=obj, object_type=object_type, action="restore",
-                 changes={"deleted_at": [old, None]})
-    event_record(name=f"{object_type}.restored", object_type=object_type, object_id=obj.pk, actor=actor)
+    audit_record(
+        actor=actor,
+        instance=obj,
+        object_type=object_type,
+        action="restore",
+        changes={"deleted_at": [old, None]},
+    )
+    event_record(
+        name=f"{object_type}.restored", object_type=object_type, object_id=obj.pk, actor=actor
+    )
 
 
 # --- relations --------------------------------------------------------------------------------
 
+
 @transaction.atomic
-def company_relation_create(*, actor: User | None, from_company: Company, to_company: Company,
-                            kind: str, note: str = "") -> CompanyRelation:
+def company_relation_create(
+    *, actor: User | None, from_company: Company, to_company: Company, kind: str, note: str = ""
+) -> CompanyRelation:
     if kind not in CompanyRelationKind.values:
         raise FieldErrors.single("kind", _("Unknown relation."))
     if from_company.pk == to_company.pk:
         raise FieldErrors.single("to_company_id", _("A company cannot be related to itself."))
     _check_write(actor, "company", "edit", from_company)
     rel, created = CompanyRelation.objects.get_or_create(
-        from_company=from_company, to_company=to_company, kind=kind, defaults={"note": note.strip()})
+        from_company=from_company, to_company=to_company, kind=kind, defaults={"note": note.strip()}
+    )
     if created:
-        audit_record(actor=actor, instance=from_company, object_type="company", action="update",
-                     changes={"relations": [None, f"{kind} {to_company.pk}"]})
-        event_record(name="company.related", object_type="company", object_id=from_company.pk,
-                     actor=actor, payload={"relation_id": rel.pk})
+        audit_record(
+            actor=actor,
+            instance=from_company,
+            object_type="company",
+            action="update",
+            changes={"relations": [None, f"{kind} {to_company.pk}"]},
+        )
+        event_record(
+            name="company.related",
+            object_type="company",
+            object_id=from_company.pk,
+            actor=actor,
+            payload={"relation_id": rel.pk},
+        )
     return rel
 
 
 @transaction.atomic
-def person_relation_create(*, actor: User | None, from_person: Person, to_person: Person,
-                           kind: str, note: str = "") -> PersonRelation:
+def person_relation_create(
+    *, actor: User | None, from_person: Person, to_person: Person, kind: str, note: str = ""
+) -> PersonRelation:
     if kind not in PersonRelationKind.values:
         raise FieldErrors.single("kind", _("Unknown relation."))
     if from_person.pk == to_person.pk:
         raise FieldErrors.single("to_person_id", _("A person cannot be related to themselves."))
     _check_write(actor, "person", "edit", from_person)
     rel, created = PersonRelation.objects.get_or_create(
-        from_person=from_person, to_person=to_person, kind=kind, defaults={"note": note.strip()})
+        from_person=from_person, to_person=to_person, kind=kind, defaults={"note": note.strip()}
+    )
     if created:
-        audit_record(actor=actor, instance=from_person, object_type="person", action="update",
-                     changes={"relations": [None, f"{kind} {to_person.pk}"]})
-        event_record(name="person.related", object_type="person", object_id=from_person.pk,
-                     actor=actor, payload={"relation_id": rel.pk})
+        audit_record(
+            actor=actor,
+            instance=from_person,
+            object_type="person",
+            action="update",
+            changes={"relations": [None, f"{kind} {to_person.pk}"]},
+        )
+        event_record(
+            name="person.related",
+            object_type="person",
+            object_id=from_person.pk,
+            actor=actor,
+            payload={"relation_id": rel.pk},
+        )
     return rel
 
 
@@ -733,6 +974,11 @@ def relation_delete(*, actor: User | None, relation: CompanyRelation | PersonRel
     else:
         owner, object_type = relation.from_person, "person"
     _check_write(actor, object_type, "edit", owner)
-    audit_record(actor=actor, instance=owner, object_type=object_type, action="update",
-                 changes={"relations": [f"{relation.kind} {relation.pk}", None]})
+    audit_record(
+        actor=actor,
+        instance=owner,
+        object_type=object_type,
+        action="update",
+        changes={"relations": [f"{relation.kind} {relation.pk}", None]},
+    )
     relation.delete()

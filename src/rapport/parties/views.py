@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from rapport.accounts.models import User
@@ -30,13 +31,24 @@ from rapport.parties.forms import CompanyForm, PersonForm
 from rapport.parties.models import Company, Person
 
 COMPANY_COLUMNS = {
-    "kinds": _("Kinds"), "tax_id": _("Tax id"), "city": _("City"), "phone": _("Phone"),
-    "email": _("Email"), "responsible": _("Responsible"), "industry": _("Industry"),
-    "tags": _("Tags"), "created": _("Created"),
+    "kinds": gettext_lazy("Kinds"),
+    "tax_id": gettext_lazy("Tax id"),
+    "city": gettext_lazy("City"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "responsible": gettext_lazy("Responsible"),
+    "industry": gettext_lazy("Industry"),
+    "tags": gettext_lazy("Tags"),
+    "created": gettext_lazy("Created"),
 }
 PERSON_COLUMNS = {
-    "phone": _("Phone"), "email": _("Email"), "city": _("City"), "responsible": _("Responsible"),
-    "local_time": _("Local time"), "tags": _("Tags"), "created": _("Created"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "city": gettext_lazy("City"),
+    "responsible": gettext_lazy("Responsible"),
+    "local_time": gettext_lazy("Local time"),
+    "tags": gettext_lazy("Tags"),
+    "created": gettext_lazy("Created"),
 }
 DEFAULT_COMPANY_COLUMNS = ["kinds", "city", "phone", "responsible"]
 DEFAULT_PERSON_COLUMNS = ["phone", "email", "city", "responsible"]
@@ -60,15 +72,20 @@ def _int(value: str | None) -> int | None:
 def _filters(request: HttpRequest) -> selectors.ListFilters:
     g = request.GET
     return selectors.ListFilters(
-        q=g.get("q", "").strip()[:200], kind=g.get("kind", ""),
-        responsible_id=_int(g.get("responsible")), team_id=_int(g.get("team")),
-        tag=g.get("tag", "").strip(), created_from=_date(g.get("created_from", "")),
+        q=g.get("q", "").strip()[:200],
+        kind=g.get("kind", ""),
+        responsible_id=_int(g.get("responsible")),
+        team_id=_int(g.get("team")),
+        tag=g.get("tag", "").strip(),
+        created_from=_date(g.get("created_from", "")),
         created_to=_date(g.get("created_to", "")),
-        custom={k[3:]: v for k, v in g.items() if k.startswith("cf_") and v.strip()},
+        custom=selectors.custom_filters_from(g),
     )
 
 
-def _columns(request: HttpRequest, allowed: dict[str, Any], default: list[str], key: str) -> list[str]:
+def _columns(
+    request: HttpRequest, allowed: dict[str, Any], default: list[str], key: str
+) -> list[str]:
     chosen = [c for c in request.GET.getlist("col") if c in allowed]
     if chosen:
         request.session[key] = chosen
@@ -77,11 +94,13 @@ def _columns(request: HttpRequest, allowed: dict[str, Any], default: list[str], 
     return stored or default
 
 
-def local_time(tz_name: str) -> dt.datetime | None:
+def local_time(tz_name: str) -> str | None:
+    """The contact's wall clock ("14:05") — formatted here, since the template's `time`
+    filter would convert it back to the viewer's zone."""
     if not tz_name:
         return None
     try:
-        return timezone.now().astimezone(zoneinfo.ZoneInfo(tz_name))
+        return timezone.now().astimezone(zoneinfo.ZoneInfo(tz_name)).strftime("%H:%M")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return None
 
@@ -91,30 +110,46 @@ def _list_page(request: HttpRequest, *, object_type: str) -> HttpResponse:
     is_company = object_type == "company"
     try:
         filters = _filters(request)
-        qs = (selectors.company_list if is_company else selectors.person_list)(user=user, filters=filters)
+        qs = (selectors.company_list if is_company else selectors.person_list)(
+            user=user, filters=filters
+        )
         sorts = selectors.COMPANY_SORTS if is_company else selectors.PERSON_SORTS
         sort_key = request.GET.get("sort", "-id")
         if sort_key.lstrip("-") not in sorts:
             sort_key = "-id"
         sort = ("-" if sort_key.startswith("-") else "") + sorts[sort_key.lstrip("-")]
-        page = keyset_page(selectors.with_list_extras(qs), sort=sort, cursor=request.GET.get("cursor"),
-                           size=50)
+        page = keyset_page(
+            selectors.with_list_extras(qs), sort=sort, cursor=request.GET.get("cursor"), size=50
+        )
         error = ""
     except FieldErrors as exc:
-        page, error, sort_key = keyset_page(Company.objects.none() if is_company else Person.objects.none(),
-                                            sort="-id", cursor=None, size=50), str(exc), "-id"
-    columns = _columns(request, COMPANY_COLUMNS if is_company else PERSON_COLUMNS,
-                       DEFAULT_COMPANY_COLUMNS if is_company else DEFAULT_PERSON_COLUMNS,
-                       f"{object_type}_columns")
+        page, error, sort_key = (
+            keyset_page(
+                Company.objects.none() if is_company else Person.objects.none(),
+                sort="-id",
+                cursor=None,
+                size=50,
+            ),
+            str(exc),
+            "-id",
+        )
+    columns = _columns(
+        request,
+        COMPANY_COLUMNS if is_company else PERSON_COLUMNS,
+        DEFAULT_COMPANY_COLUMNS if is_company else DEFAULT_PERSON_COLUMNS,
+        f"{object_type}_columns",
+    )
     rows = []
     for obj in page.items:
         points = list(obj.contact_points.all())
-        rows.append({
-            "obj": obj,
-            "phone": next((p for p in points if p.channel == "phone"), None),
-            "email": next((p for p in points if p.channel == "email"), None),
-            "local_time": local_time(getattr(obj, "time_zone", "")),
-        })
+        rows.append(
+            {
+                "obj": obj,
+                "phone": next((p for p in points if p.channel == "phone"), None),
+                "email": next((p for p in points if p.channel == "email"), None),
+                "local_time": local_time(getattr(obj, "time_zone", "")),
+            }
+        )
     params = request.GET.copy()
     params.pop("cursor", None)
     context = {
@@ -133,7 +168,11 @@ def _list_page(request: HttpRequest, *, object_type: str) -> HttpResponse:
         "can_create": can(user, object_type, "create"),
         "f": request.GET,
     }
-    template = "parties/_list_rows.html" if request.htmx and request.GET.get("cursor") else "parties/list.html"  # type: ignore[attr-defined]
+    template = (
+        "parties/_list_rows.html"
+        if request.htmx and request.GET.get("cursor")  # type: ignore[attr-defined]
+        else "parties/list.html"
+    )
     return render(request, template, context)
 
 
@@ -155,16 +194,28 @@ def _company_initial(c: Company) -> dict[str, Any]:
     points = list(c.contact_points.all())
     bank = c.bank_accounts.first()
     return {
-        "short_name": c.short_name, "full_name": c.full_name, "entity_type": c.entity_type,
-        "tax_id": c.tax_id, "tax_country": c.tax_country, "registration_number": c.registration_number,
-        "kinds": c.kinds, "industry": c.industry, "website": c.website,
+        "short_name": c.short_name,
+        "full_name": c.full_name,
+        "entity_type": c.entity_type,
+        "tax_id": c.tax_id,
+        "tax_country": c.tax_country,
+        "registration_number": c.registration_number,
+        "kinds": c.kinds,
+        "industry": c.industry,
+        "website": c.website,
         "phones": "\n".join(p.raw for p in points if p.channel == "phone"),
         "emails": "\n".join(p.value for p in points if p.channel == "email"),
-        "legal_address": c.legal_address, "postal_address": c.postal_address, "city": c.city,
-        "country": c.country, "client_since": c.client_since.isoformat() if c.client_since else "",
-        "responsible_id": c.responsible_id, "source": c.source,
-        "tags": ", ".join(t.name for t in c.tags.all()), "notes": c.notes,
-        "bank_name": bank.bank_name if bank else "", "bank_account": bank.account_number if bank else "",
+        "legal_address": c.legal_address,
+        "postal_address": c.postal_address,
+        "city": c.city,
+        "country": c.country,
+        "client_since": c.client_since.isoformat() if c.client_since else "",
+        "responsible_id": c.responsible_id,
+        "source": c.source,
+        "tags": ", ".join(t.name for t in c.tags.all()),
+        "notes": c.notes,
+        "bank_name": bank.bank_name if bank else "",
+        "bank_account": bank.account_number if bank else "",
         "bank_bic": bank.bic if bank else "",
     }
 
@@ -173,26 +224,40 @@ def _person_initial(p: Person) -> dict[str, Any]:
     points = list(p.contact_points.all())
     job = p.employments.first()
     return {
-        "first_name": p.first_name, "last_name": p.last_name, "middle_name": p.middle_name,
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "middle_name": p.middle_name,
         "phones": "\n".join(c.raw for c in points if c.channel == "phone"),
         "emails": "\n".join(c.value for c in points if c.channel == "email"),
         "messengers": "\n".join(f"{c.kind}: {c.raw}" for c in points if c.channel == "messenger"),
-        "company_id": job.company_id if job else None, "position": job.position if job else "",
+        "company_id": job.company_id if job else None,
+        "position": job.position if job else "",
         "job_role": job.role if job else "other",
         "birthday": p.birthday.isoformat() if p.birthday else "",
-        "time_zone": p.time_zone if p.time_zone_manual else "", "city": p.city, "address": p.address,
-        "responsible_id": p.responsible_id, "source": p.source,
-        "tags": ", ".join(t.name for t in p.tags.all()), "notes": p.notes,
+        "time_zone": p.time_zone if p.time_zone_manual else "",
+        "city": p.city,
+        "address": p.address,
+        "responsible_id": p.responsible_id,
+        "source": p.source,
+        "tags": ", ".join(t.name for t in p.tags.all()),
+        "notes": p.notes,
     }
 
 
-def _edit_page(request: HttpRequest, *, object_type: str, obj: Company | Person | None) -> HttpResponse:
+def _edit_page(
+    request: HttpRequest, *, object_type: str, obj: Company | Person | None
+) -> HttpResponse:
     """Create or edit a company or person, with the duplicate guard and the merge of stale edits."""
     user = _user(request)
     is_company = object_type == "company"
     form_class = CompanyForm if is_company else PersonForm
-    initial = (_company_initial(obj) if isinstance(obj, Company) else
-               _person_initial(obj) if isinstance(obj, Person) else {"responsible_id": user.pk})
+    initial = (
+        _company_initial(obj)
+        if isinstance(obj, Company)
+        else _person_initial(obj)
+        if isinstance(obj, Person)
+        else {"responsible_id": user.pk}
+    )
     if obj is None and not is_company and request.GET.get("company"):
         initial["company_id"] = _int(request.GET.get("company"))
     form: Any = form_class(request.POST or None, initial=initial)
@@ -216,8 +281,12 @@ def _edit_page(request: HttpRequest, *, object_type: str, obj: Company | Person 
         if form.is_valid():
             data = form.to_service()
             if obj is not None and not is_company and "employments" in data:
-                keep = [{"company_id": e.company_id, "position": e.position, "role": e.role}
-                        for e in obj.employments.exclude(company_id=data["employments"][0]["company_id"])]
+                keep = [
+                    {"company_id": e.company_id, "position": e.position, "role": e.role}
+                    for e in obj.employments.exclude(
+                        company_id=data["employments"][0]["company_id"]
+                    )
+                ]
                 data["employments"] = keep + data["employments"]
             try:
                 if obj is None:
@@ -227,16 +296,31 @@ def _edit_page(request: HttpRequest, *, object_type: str, obj: Company | Person 
                 else:
                     read_version = _int(request.POST.get("version"))
                     if is_company:
-                        saved = services.company_update(actor=user, company=obj,  # type: ignore[arg-type]
-                                                        data=data, version=read_version, merge=True,
-                                                        force=force)
+                        saved = services.company_update(
+                            actor=user,
+                            company=obj,  # type: ignore[arg-type]
+                            data=data,
+                            version=read_version,
+                            merge=True,
+                            force=force,
+                        )
                     else:
-                        saved = services.person_update(actor=user, person=obj,  # type: ignore[arg-type]
-                                                       data=data, version=read_version, merge=True,
-                                                       force=force)
+                        saved = services.person_update(
+                            actor=user,
+                            person=obj,  # type: ignore[arg-type]
+                            data=data,
+                            version=read_version,
+                            merge=True,
+                            force=force,
+                        )
                     if read_version is not None and read_version != obj.version:
-                        messages.info(request, _("Someone else changed this record meanwhile; "
-                                                 "their changes to other fields were kept."))
+                        messages.info(
+                            request,
+                            _(
+                                "Someone else changed this record meanwhile; "
+                                "their changes to other fields were kept."
+                            ),
+                        )
                     else:
                         messages.success(request, _("Saved."))
                 return redirect(f"{object_type}-detail", saved.pk)
@@ -250,19 +334,27 @@ def _edit_page(request: HttpRequest, *, object_type: str, obj: Company | Person 
             except FieldErrors as exc:
                 for field, errs in exc.errors.items():
                     key = field.replace("custom_fields.", "cf_")
-                    key = key if key in form.fields else None
                     for err in errs:
-                        form.add_error(key, err)
+                        form.add_error(key if key in form.fields else None, err)
                 status = 422
             except PermissionDenied as exc:
                 form.add_error(None, str(exc))
                 status = 403
         else:
             status = 422
-    return render(request, "parties/form.html", {
-        "form": form, "obj": obj, "object_type": object_type, "candidates": candidates,
-        "conflicts": conflicts, "version": version,
-    }, status=status)
+    return render(
+        request,
+        "parties/form.html",
+        {
+            "form": form,
+            "obj": obj,
+            "object_type": object_type,
+            "candidates": candidates,
+            "conflicts": conflicts,
+            "version": version,
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -294,16 +386,23 @@ def _history(user: User, object_type: str, object_id: int) -> list[Any]:
 @login_required
 def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     user = _user(request)
-    company = selectors.company_get(user=user, company_id=company_id,
-                                    include_deleted=user.is_rapport_admin)
+    company = selectors.company_get(
+        user=user, company_id=company_id, include_deleted=user.is_rapport_admin
+    )
     tab = request.GET.get("tab", "overview")
     people = [
-        {"job": e, "person": e.person, "local_time": local_time(e.person.time_zone),
-         "points": list(e.person.contact_points.all())}
+        {
+            "job": e,
+            "person": e.person,
+            "local_time": local_time(e.person.time_zone),
+            "points": list(e.person.contact_points.all()),
+        }
         for e in selectors.company_people(user=user, company=company)
     ]
     context = {
-        "obj": company, "object_type": "company", "tab": tab,
+        "obj": company,
+        "object_type": "company",
+        "tab": tab,
         "points": list(company.contact_points.all()),
         "bank_accounts": list(company.bank_accounts.all()),
         "people": people,
@@ -311,10 +410,12 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
         "relation_kinds": CompanyRelationKind.choices,
         "custom": custom_fields_display(object_type="company", values=company.custom_fields),
         "history": _history(user, "company", company.pk) if tab == "history" else [],
-        "can_edit": scope_allows(user, "company", "edit", owner_id=company.responsible_id,
-                                 team_id=company.team_id),
-        "can_delete": scope_allows(user, "company", "delete", owner_id=company.responsible_id,
-                                   team_id=company.team_id),
+        "can_edit": scope_allows(
+            user, "company", "edit", owner_id=company.responsible_id, team_id=company.team_id
+        ),
+        "can_delete": scope_allows(
+            user, "company", "delete", owner_id=company.responsible_id, team_id=company.team_id
+        ),
     }
     if request.htmx and request.GET.get("tab"):  # type: ignore[attr-defined]
         return render(request, "parties/_tab.html", context)
@@ -324,10 +425,14 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
 @login_required
 def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
     user = _user(request)
-    person = selectors.person_get(user=user, person_id=person_id, include_deleted=user.is_rapport_admin)
+    person = selectors.person_get(
+        user=user, person_id=person_id, include_deleted=user.is_rapport_admin
+    )
     tab = request.GET.get("tab", "overview")
     context = {
-        "obj": person, "object_type": "person", "tab": tab,
+        "obj": person,
+        "object_type": "person",
+        "tab": tab,
         "points": list(person.contact_points.all()),
         "local_time": local_time(person.time_zone),
         "jobs": list(selectors.person_companies(user=user, person=person)),
@@ -335,10 +440,12 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
         "relation_kinds": PersonRelationKind.choices,
         "custom": custom_fields_display(object_type="person", values=person.custom_fields),
         "history": _history(user, "person", person.pk) if tab == "history" else [],
-        "can_edit": scope_allows(user, "person", "edit", owner_id=person.responsible_id,
-                                 team_id=person.team_id),
-        "can_delete": scope_allows(user, "person", "delete", owner_id=person.responsible_id,
-                                   team_id=person.team_id),
+        "can_edit": scope_allows(
+            user, "person", "edit", owner_id=person.responsible_id, team_id=person.team_id
+        ),
+        "can_delete": scope_allows(
+            user, "person", "delete", owner_id=person.responsible_id, team_id=person.team_id
+        ),
     }
     if request.htmx and request.GET.get("tab"):  # type: ignore[attr-defined]
         return render(request, "parties/_tab.html", context)
@@ -349,8 +456,11 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
 @require_POST
 def party_delete(request: HttpRequest, object_type: str, object_id: int) -> HttpResponse:
     user = _user(request)
-    obj: Company | Person = (selectors.company_get(user=user, company_id=object_id) if object_type == "company"
-                             else selectors.person_get(user=user, person_id=object_id))
+    obj: Company | Person = (
+        selectors.company_get(user=user, company_id=object_id)
+        if object_type == "company"
+        else selectors.person_get(user=user, person_id=object_id)
+    )
     try:
         services.party_delete(actor=user, obj=obj)
         messages.success(request, _("Moved to the recycle bin."))
@@ -366,8 +476,9 @@ def party_restore(request: HttpRequest, object_type: str, object_id: int) -> Htt
     user = _user(request)
     obj: Company | Person = (
         selectors.company_get(user=user, company_id=object_id, include_deleted=True)
-        if object_type == "company" else selectors.person_get(user=user, person_id=object_id,
-                                                              include_deleted=True))
+        if object_type == "company"
+        else selectors.person_get(user=user, person_id=object_id, include_deleted=True)
+    )
     try:
         services.party_restore(actor=user, obj=obj)
         messages.success(request, _("Restored."))
@@ -385,15 +496,23 @@ def relation_add(request: HttpRequest, object_type: str, object_id: int) -> Http
         if object_type == "company":
             a = selectors.company_get(user=user, company_id=object_id)
             b = selectors.company_get(user=user, company_id=target or 0)
-            services.company_relation_create(actor=user, from_company=a, to_company=b,
-                                             kind=request.POST.get("kind", ""),
-                                             note=request.POST.get("note", ""))
+            services.company_relation_create(
+                actor=user,
+                from_company=a,
+                to_company=b,
+                kind=request.POST.get("kind", ""),
+                note=request.POST.get("note", ""),
+            )
         else:
             p = selectors.person_get(user=user, person_id=object_id)
             q = selectors.person_get(user=user, person_id=target or 0)
-            services.person_relation_create(actor=user, from_person=p, to_person=q,
-                                            kind=request.POST.get("kind", ""),
-                                            note=request.POST.get("note", ""))
+            services.person_relation_create(
+                actor=user,
+                from_person=p,
+                to_person=q,
+                kind=request.POST.get("kind", ""),
+                note=request.POST.get("note", ""),
+            )
         messages.success(request, _("Relation added."))
     except (FieldErrors, PermissionDenied) as exc:
         messages.error(request, str(exc))
@@ -405,7 +524,9 @@ def picker(request: HttpRequest, object_type: str) -> HttpResponse:
     """Options for a relation picker: records the user sees, matching ``q``."""
     user = _user(request)
     filters = selectors.ListFilters(q=request.GET.get("q", "").strip()[:100])
-    qs = (selectors.company_list(user=user, filters=filters) if object_type == "company"
-          else selectors.person_list(user=user, filters=filters))
+    qs = (
+        selectors.company_list(user=user, filters=filters)
+        if object_type == "company"
+        else selectors.person_list(user=user, filters=filters)
+    )
     return render(request, "parties/_picker.html", {"items": list(qs.order_by("-id")[:20])})
-

@@ -199,7 +199,7 @@ class Command(BaseCommand):
                     force=True,
                 )
             )
-        for first, last, middle, phone, email, idx, position, role in PEOPLE:
+        for first, last, middle, phone, email, idx, position, job_role in PEOPLE:
             owner = owners[idx]
             person_create(
                 actor=owner,
@@ -213,7 +213,7 @@ class Command(BaseCommand):
                     "responsible_id": owner.pk,
                     "default_region": COMPANIES[idx].get("default_region", "RU"),
                     "employments": [
-                        {"company_id": companies[idx].pk, "position": position, "role": role}
+                        {"company_id": companies[idx].pk, "position": position, "role": job_role}
                     ],
                 },
             )
@@ -234,7 +234,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people; users alice, bob, carol, "
-                f"dave, leyla with password {password!r}."
+                f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people; "
+                f"users alice, bob, carol, dave, leyla with password {password!r}."
             )
         )

@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from gunicorn.app.wsgiapp import run
+        from gunicorn.app.wsgiapp import run  # type: ignore[import-untyped]
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
         import sys
