@@ -150,3 +150,65 @@ def client_for() -> Any:
         return c
 
     return make
+
+
+@pytest.fixture
+def pipelines(db: Any) -> dict[str, Any]:
+    """Three pipelines: strict (Lead → Qualified → Proposal (amount, company) → Contract, with a
+    48-hour limit on Qualified), free (New → Talks → Offer) and stageless; loss reasons."""
+    from rapport.sales.models import LossReason, Pipeline, Stage
+
+    strict = Pipeline.objects.create(name="New clients", kind="strict", order=1)
+    free = Pipeline.objects.create(name="Repeat sales", kind="free", order=2)
+    stageless = Pipeline.objects.create(name="Projects", kind="stageless", order=3)
+    s = [
+        Stage.objects.create(pipeline=strict, name="Lead", order=10, probability=10),
+        Stage.objects.create(
+            pipeline=strict, name="Qualified", order=20, probability=30, time_limit_hours=48
+        ),
+        Stage.objects.create(
+            pipeline=strict,
+            name="Proposal",
+            order=30,
+            probability=60,
+            required_fields=["amount", "company"],
+        ),
+        Stage.objects.create(pipeline=strict, name="Contract", order=40, probability=90),
+    ]
+    f = [
+        Stage.objects.create(pipeline=free, name="New", order=10),
+        Stage.objects.create(pipeline=free, name="Talks", order=20),
+        Stage.objects.create(pipeline=free, name="Offer", order=30),
+    ]
+    price = LossReason.objects.get_or_create(name="Price too high", defaults={"order": 1})[0]
+    rival = LossReason.objects.get_or_create(name="Chose a competitor", defaults={"order": 2})[0]
+    return {
+        "strict": strict,
+        "free": free,
+        "stageless": stageless,
+        "strict_stages": s,
+        "free_stages": f,
+        "price": price,
+        "rival": rival,
+    }
+
+
+@pytest.fixture
+def make_deal(pipelines: dict[str, Any]) -> Any:
+    from rapport.sales.services import deal_create
+
+    def make(actor: Any, title: str = "Deal", pipeline: Any = None, **data: Any) -> Any:
+        p = pipeline or pipelines["free"]
+        return deal_create(actor=actor, data={"title": title, "pipeline_id": p.pk, **data})
+
+    return make
+
+
+@pytest.fixture
+def make_lead() -> Any:
+    from rapport.sales.services import lead_create
+
+    def make(actor: Any, name: str = "Maria Rossi", **data: Any) -> Any:
+        return lead_create(actor=actor, data={"name": name, **data})
+
+    return make

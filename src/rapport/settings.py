@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "rapport.core",
     "rapport.accounts",
     "rapport.parties",
+    "rapport.sales",
 ]
 
 MIDDLEWARE = [
@@ -192,6 +193,13 @@ USE_TZ = True
 
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "RU").upper()
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "RUB").upper()
+# Currencies deals and leads may use (ISO 4217 codes); the default one is always allowed.
+CURRENCIES = sorted(
+    {c.upper() for c in env_list("CURRENCIES", "RUB,USD,EUR,AZN,AED,GBP,CNY,KZT,TRY,CHF")}
+    | {DEFAULT_CURRENCY}
+)
+# The board loads this many cards per column, then more on demand.
+BOARD_COLUMN_SIZE = env_int("BOARD_COLUMN_SIZE", 30)
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

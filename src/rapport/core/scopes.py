@@ -32,6 +32,8 @@ SCOPE_LABELS = {
 OBJECT_TYPES: dict[str, Any] = {
     "company": _("Companies"),
     "person": _("People"),
+    "lead": _("Leads"),
+    "deal": _("Deals"),
     "team": _("Teams"),
     "user": _("Users"),
 }

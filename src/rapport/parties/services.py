@@ -6,7 +6,6 @@ nothing else, so a rule holds the same way whoever writes.
 
 from __future__ import annotations
 
-import datetime as dt
 import zoneinfo
 from typing import Any
 
@@ -15,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from rapport.accounts.models import Team, User
+from rapport.accounts.models import User
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.concurrency import merge_stale
 from rapport.core.customfields import custom_fields_clean
@@ -23,6 +22,9 @@ from rapport.core.emails import normalize_email, split_email_field
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.events import event_record
 from rapport.core.names import name_key, recase, strip_legal_form
+from rapport.core.ownership import parse_date as _parse_date
+from rapport.core.ownership import resolve_responsible as _resolve_responsible
+from rapport.core.ownership import team_for as _team_for
 from rapport.core.phones import parse_phones, timezone_for_phone
 from rapport.core.scopes import scope_allows
 from rapport.core.search import search_body, search_index
@@ -193,25 +195,6 @@ def _current_points(owner: Company | Person) -> list[ContactPoint]:
 # --- shared checks ----------------------------------------------------------------------------
 
 
-def _resolve_responsible(
-    actor: User | None, object_type: str, responsible_id: Any, errors: dict[str, list[str]]
-) -> User | None:
-    if responsible_id in (None, ""):
-        return actor if actor and actor.is_authenticated else None
-    try:
-        user = User.objects.select_related("team").get(pk=int(responsible_id), is_active=True)
-    except (User.DoesNotExist, ValueError, TypeError):
-        errors["responsible_id"] = [_("No active user with this id.")]
-        return None
-    if (
-        actor is not None
-        and user.pk != actor.pk
-        and not scope_allows(actor, object_type, "assign", team_id=user.team_id, owner_id=None)
-    ):
-        errors["responsible_id"] = [_("You may not assign records to this user.")]
-    return user
-
-
 def _tags(names: list[str]) -> list[Tag]:
     clean = sorted({n.strip()[:60] for n in names if n and n.strip()})
     existing = {t.name: t for t in Tag.objects.filter(name__in=clean)}
@@ -219,18 +202,6 @@ def _tags(names: list[str]) -> list[Tag]:
         if n not in existing:
             existing[n] = Tag.objects.create(name=n)
     return [existing[n] for n in clean]
-
-
-def _parse_date(value: Any, field: str, errors: dict[str, list[str]]) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        errors[field] = [_("Enter a date as YYYY-MM-DD.")]
-        return None
 
 
 def _visible_or_error(actor: User | None, obj: Company | Person, object_type: str) -> bool:
@@ -442,14 +413,6 @@ def company_create(*, actor: User | None, data: dict[str, Any], force: bool = Fa
     )
     event_record(name="company.created", object_type="company", object_id=company.pk, actor=actor)
     return company
-
-
-def _team_for(responsible: User | None, actor: User | None) -> Team | None:
-    if responsible is not None and responsible.team_id:
-        return responsible.team
-    if actor is not None and getattr(actor, "team_id", None):
-        return actor.team
-    return None
 
 
 def _bank_account_add(company: Company, acc: dict[str, Any]) -> BankAccount:

@@ -9,18 +9,21 @@ from django.core.management.base import BaseCommand
 
 
 def ensure_schedules() -> None:
-    """The periodic outbox sweep: re-dispatches anything a nudge missed and reaps dead leases."""
+    """A django-q2 schedule for every periodic job the apps registered (core.tasks.periodic)."""
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name="rapport.outbox_sweep",
-        defaults={
-            "func": "rapport.core.tasks.outbox_dispatch",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    from rapport.core.tasks import PERIODIC
+
+    for name, (func, minutes) in PERIODIC.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
 
 
 class Command(BaseCommand):
