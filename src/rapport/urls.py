@@ -6,5 +6,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("rapport.accounts.urls")),
     path("", include("rapport.parties.urls")),
+    path("", include("rapport.sales.urls")),
     path("", include("rapport.core.urls")),
 ]

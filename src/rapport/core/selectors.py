@@ -27,6 +27,14 @@ def audit_for_object(*, user: Any, object_type: str, object_id: int) -> QuerySet
         from rapport.parties.selectors import person_get
 
         person_get(user=user, person_id=object_id, include_deleted=user.is_rapport_admin)
+    elif object_type == "deal":
+        from rapport.sales.selectors import deal_get
+
+        deal_get(user=user, deal_id=object_id, include_deleted=user.is_rapport_admin)
+    elif object_type == "lead":
+        from rapport.sales.selectors import lead_get
+
+        lead_get(user=user, lead_id=object_id, include_deleted=user.is_rapport_admin)
     else:
         raise Http404
     return AuditEntry.objects.filter(object_type=object_type, object_id=object_id).select_related(

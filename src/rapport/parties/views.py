@@ -379,6 +379,12 @@ def person_edit(request: HttpRequest, person_id: int) -> HttpResponse:
     return _edit_page(request, object_type="person", obj=obj)
 
 
+def _deals(user: User, object_type: str, object_id: int) -> list[Any]:
+    from rapport.sales.selectors import deals_for_party
+
+    return list(deals_for_party(user=user, object_type=object_type, object_id=object_id)[:100])
+
+
 def _history(user: User, object_type: str, object_id: int) -> list[Any]:
     return list(audit_for_object(user=user, object_type=object_type, object_id=object_id)[:200])
 
@@ -410,6 +416,7 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
         "relation_kinds": CompanyRelationKind.choices,
         "custom": custom_fields_display(object_type="company", values=company.custom_fields),
         "history": _history(user, "company", company.pk) if tab == "history" else [],
+        "deals": _deals(user, "company", company.pk) if tab == "deals" else [],
         "can_edit": scope_allows(
             user, "company", "edit", owner_id=company.responsible_id, team_id=company.team_id
         ),
@@ -440,6 +447,7 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
         "relation_kinds": PersonRelationKind.choices,
         "custom": custom_fields_display(object_type="person", values=person.custom_fields),
         "history": _history(user, "person", person.pk) if tab == "history" else [],
+        "deals": _deals(user, "person", person.pk) if tab == "deals" else [],
         "can_edit": scope_allows(
             user, "person", "edit", owner_id=person.responsible_id, team_id=person.team_id
         ),

@@ -307,3 +307,10 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deal_id}: {self.from_stage_id}->{self.to_stage_id} ({self.to_status})"
+
+    @property
+    def previous_since(self) -> dt.datetime | None:
+        """When the deal entered the previous stage (for "time in stage" displays)."""
+        if self.seconds_in_previous is None:
+            return None
+        return self.at - dt.timedelta(seconds=self.seconds_in_previous)

@@ -72,9 +72,12 @@ class DealFilters:
     deleted: bool = False
 
 
-def deal_list(*, user: User, filters: DealFilters | None = None) -> QuerySet[Deal]:
+def deal_list(
+    *, user: User, filters: DealFilters | None = None, action: str = "view"
+) -> QuerySet[Deal]:
+    """Deals ``user`` may ``action`` (view, or export for downloads), filtered."""
     f = filters or DealFilters()
-    qs = Deal.objects.filter(scope_q(user, "deal", "view"), deleted_at__isnull=not f.deleted)
+    qs = Deal.objects.filter(scope_q(user, "deal", action), deleted_at__isnull=not f.deleted)
     if f.pipeline_id:
         qs = qs.filter(pipeline_id=f.pipeline_id)
     if f.stage_id:
