@@ -96,13 +96,17 @@ def context(browser: Any, live_server: Any) -> Iterator[Any]:
 def page(context: Any) -> Iterator[Any]:
     """A page that records uncaught JavaScript errors and failed assets (a stylesheet, a script,
     an htmx fragment answering 4xx/5xx); the test errors if any happened. A page itself may
-    answer 404: tests check that status where they expect it."""
+    answer 404, and a board move may be refused (409/422 with a reason the page shows):
+    tests check those where they expect them."""
     pg = context.new_page()
     errors: list[str] = []
     failed: list[str] = []
 
     def on_response(response: Any) -> None:
-        if response.status >= 400 and response.request.resource_type != "document":
+        kind = response.request.resource_type
+        if kind == "fetch" and response.status in (409, 422):
+            return  # a refused board move: the page shows the server's reason
+        if response.status >= 400 and kind != "document":
             failed.append(f"{response.status} {response.request.resource_type} {response.url}")
 
     pg.on("pageerror", lambda exc: errors.append(str(exc)))

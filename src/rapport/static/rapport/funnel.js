@@ -26,7 +26,7 @@
       grid: { left: rtl ? 20 : 140, right: rtl ? 140 : 20, top: 10, bottom: 20 },
       xAxis: { type: "value", inverse: rtl, minInterval: 1 },
       yAxis: { type: "category", position: rtl ? "right" : "left", data: chart.reasons.map(function (r) { return r.name; }) },
-      series: [{ type: "bar", name: chart.labels.lost, data: chart.reasons.map(function (r) { return r.value; }), itemStyle: { color: "#d92d20" } }]
+      series: [{ type: "bar", barMaxWidth: 28, name: chart.labels.lost, data: chart.reasons.map(function (r) { return r.value; }), itemStyle: { color: "#d92d20" } }]
     });
     window.addEventListener("resize", function () { l.resize(); });
   }
