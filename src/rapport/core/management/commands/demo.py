@@ -232,9 +232,101 @@ class Command(BaseCommand):
                 to_person=people[0].person,
                 kind="reports_to",
             )
+        deals = _demo_sales(users, companies)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people; "
+                f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people, {deals} deals; "
                 f"users alice, bob, carol, dave, leyla with password {password!r}."
             )
         )
+
+
+def _demo_sales(users: dict[str, User], companies: list[Company]) -> int:
+    """Two pipelines with deals spread over their stages, a few won and lost, and leads."""
+    from rapport.sales import services as sales
+    from rapport.sales.models import LossReason, Pipeline
+
+    main = Pipeline.objects.filter(is_active=True).exclude(kind="stageless").first()
+    if main is None:
+        main = sales.pipeline_save(actor=None, data={"name": "Sales", "kind": "free"})
+        for name in ("New", "Qualified", "Proposal", "Negotiation", "Contract"):
+            sales.stage_save(actor=None, pipeline=main, data={"name": name})
+    tenders = sales.pipeline_save(actor=None, data={"name": "Tenders", "kind": "strict"})
+    for name, extra in (
+        ("Announced", {"color": "#8da2c0", "probability": 5}),
+        ("Documents", {"color": "#4f7cff", "probability": 20, "time_limit_hours": 72}),
+        ("Bid", {"color": "#7a5af8", "probability": 40, "required_fields": ["amount"]}),
+        ("Awarded", {"color": "#12b76a", "probability": 90, "required_fields": ["company"]}),
+    ):
+        sales.stage_save(actor=None, pipeline=tenders, data={"name": name, **extra})
+    reasons = list(LossReason.objects.filter(is_active=True))
+    plan = [
+        # (pipeline, title, company index, owner, amount, stage index, outcome)
+        (main, "Cold-chain trucks, 4 units", 0, "alice", "5400000", 3, ""),
+        (main, "Office coffee supply", 1, "bob", "180000", 1, ""),
+        (main, "Annual logistics contract", 0, "alice", "12000000", 4, "won"),
+        (main, "Baku warehouse fit-out", 3, "leyla", "920000", 2, ""),
+        (main, "Pasta line spare parts", 5, "bob", "64000", 0, ""),
+        (main, "Fleet GPS trackers", 4, "carol", "310000", 2, "lost"),
+        (main, "Cold storage rent", 2, "alice", "2250000", 1, ""),
+        (tenders, "City hospital catering tender", 2, "alice", "7800000", 2, ""),
+        (tenders, "Port handling tender", 4, "carol", "", 1, ""),
+        (tenders, "School meals 2027", 0, "alice", "", 0, ""),
+    ]
+    for pipeline, title, idx, owner_name, amount, stage_index, outcome in plan:
+        owner = users[owner_name]
+        deal = sales.deal_create(
+            actor=owner,
+            data={
+                "title": title,
+                "pipeline_id": pipeline.pk,
+                "company_id": companies[idx].pk,
+                "amount": amount or None,
+                "responsible_id": owner.pk,
+                "source": "demo",
+            },
+        )
+        for stage in list(pipeline.stages.order_by("order"))[1 : stage_index + 1]:
+            deal = sales.deal_move(actor=owner, deal=deal, stage=stage)
+        if outcome == "won":
+            sales.deal_win(actor=owner, deal=deal)
+        elif outcome == "lost" and reasons:
+            sales.deal_lose(actor=owner, deal=deal, reason_id=reasons[0].pk, comment="Demo")
+    for data, owner_name in (
+        (
+            {
+                "name": "Giulia Bianchi",
+                "phone": "+39 347 555 0101",
+                "channel": "web_form",
+                "company_name": "Bianchi Alimentari",
+                "interest": "Refrigerated transport",
+                "amount": "450000",
+                "utm_source": "google",
+                "utm_campaign": "cold-chain",
+            },
+            "bob",
+        ),
+        (
+            {
+                "name": "Rashad Mammadov",
+                "phone": "+994 50 555 12 12",
+                "channel": "phone",
+                "interest": "Warehouse space in Baku",
+            },
+            "leyla",
+        ),
+        (
+            {
+                "name": "Pavel Sokolov",
+                "email": "p.sokolov@example.ru",
+                "channel": "email",
+                "company_name": "Sokolov Trade",
+                "interest": "Fleet leasing",
+            },
+            "alice",
+        ),
+    ):
+        sales.lead_create(
+            actor=users[owner_name], data={**data, "responsible_id": users[owner_name].pk}
+        )
+    return len(plan)
