@@ -211,6 +211,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = DATA_DIR / "media"
+ATTACHMENT_MAX_MB = env_int("ATTACHMENT_MAX_MB", 25)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Background work: django-q2. ORM broker in the same database by default; Redis by REDIS_URL.
 REDIS_URL = env_str("REDIS_URL", "")

@@ -81,6 +81,9 @@ PAGE_ROUTES: dict[str, str] = {
     "custom-fields": "admin",
     "custom-field-delete": "admin",
     "recycle-bin": "admin",
+    "attachment-add": "record",
+    "attachment-download": "record",
+    "attachment-remove": "record",
 }
 
 

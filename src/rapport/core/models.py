@@ -195,6 +195,39 @@ class CustomFieldDefinition(TimestampedModel):
         return f"{self.object_type}.{self.name}"
 
 
+def _attachment_path(instance: Attachment, filename: str) -> str:
+    from django.utils import timezone
+
+    return (
+        f"attachments/{timezone.now():%Y/%m}/{instance.object_type}-{instance.object_id}/{filename}"
+    )
+
+
+class Attachment(models.Model):
+    """A file attached to a company, person, deal or lead. Removal keeps the file (audited)."""
+
+    object_type = models.CharField(_("object type"), max_length=20)
+    object_id = models.BigIntegerField(_("object id"))
+    file = models.FileField(_("file"), upload_to=_attachment_path, max_length=400)
+    name = models.CharField(_("name"), max_length=255)
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    content_type = models.CharField(max_length=120, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="attachment_object_idx")]
+        verbose_name = _("file")
+        verbose_name_plural = _("files")
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class SearchDocument(models.Model):
     """One row per searchable record: names, emails, tax ids and phone digits as text.
 

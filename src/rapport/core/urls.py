@@ -5,6 +5,13 @@ from rapport.core import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("search/", views.search, name="search"),
+    path(
+        "files/<str:object_type>/<int:object_id>/add/",
+        views.attachment_add,
+        name="attachment-add",
+    ),
+    path("files/<int:attachment_id>/", views.attachment_download, name="attachment-download"),
+    path("files/<int:attachment_id>/remove/", views.attachment_remove, name="attachment-remove"),
     path("settings/recycle-bin/", views.recycle_bin, name="recycle-bin"),
     path("settings/custom-fields/", views.custom_fields, name="custom-fields"),
     path(

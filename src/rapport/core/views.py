@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -129,3 +130,64 @@ def custom_field_delete(request: HttpRequest, field_id: int) -> HttpResponse:
     services.custom_field_delete(actor=request.user, definition=defn)
     messages.success(request, _("Field removed. Stored values are kept."))
     return redirect("custom-fields")
+
+
+# --- files on records ------------------------------------------------------------------------
+
+RECORD_TYPES = ("company", "person", "deal", "lead")
+
+
+@login_required
+@require_POST
+def attachment_add(request: HttpRequest, object_type: str, object_id: int) -> HttpResponse:
+    from rapport.core.attachments import attachment_add as add
+    from rapport.core.selectors import record_get
+
+    if object_type not in RECORD_TYPES:
+        raise Http404
+    record = record_get(user=request.user, object_type=object_type, object_id=object_id)
+    uploads = request.FILES.getlist("file")
+    if not uploads:
+        messages.error(request, _("Choose a file."))
+    for upload in uploads:
+        try:
+            add(actor=request.user, object_type=object_type, record=record, upload=upload)
+            messages.success(request, _("“%(name)s” attached.") % {"name": upload.name})
+        except FieldErrors as exc:
+            messages.error(request, " ".join(m for v in exc.errors.values() for m in v))
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+    return redirect(hit_url(object_type, object_id) + "?tab=files")
+
+
+@login_required
+def attachment_download(request: HttpRequest, attachment_id: int) -> HttpResponseBase:
+    """Always a download (never rendered inline), so an uploaded page cannot run scripts here."""
+    from django.http import FileResponse
+
+    from rapport.core.selectors import attachment_get
+
+    att = attachment_get(user=request.user, attachment_id=attachment_id)
+    try:
+        handle = att.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, as_attachment=True, filename=att.name)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+@require_POST
+def attachment_remove(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    from rapport.core.attachments import attachment_remove as remove
+    from rapport.core.selectors import attachment_get, record_get
+
+    att = attachment_get(user=request.user, attachment_id=attachment_id)
+    record = record_get(user=request.user, object_type=att.object_type, object_id=att.object_id)
+    try:
+        remove(actor=request.user, attachment=att, record=record)
+        messages.success(request, _("“%(name)s” removed.") % {"name": att.name})
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    return redirect(hit_url(att.object_type, att.object_id) + "?tab=files")

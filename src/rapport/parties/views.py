@@ -24,7 +24,7 @@ from rapport.core.customfields import custom_fields_display, definitions_for
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.pagination import keyset_page
 from rapport.core.scopes import can, scope_allows
-from rapport.core.selectors import audit_for_object
+from rapport.core.selectors import attachments_for, audit_for_object
 from rapport.parties import selectors, services
 from rapport.parties.choices import CompanyKind, CompanyRelationKind, PersonRelationKind
 from rapport.parties.forms import CompanyForm, PersonForm
@@ -417,6 +417,10 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
         "custom": custom_fields_display(object_type="company", values=company.custom_fields),
         "history": _history(user, "company", company.pk) if tab == "history" else [],
         "deals": _deals(user, "company", company.pk) if tab == "deals" else [],
+        "files": attachments_for(user=user, object_type="company", object_id=company.pk)
+        if tab == "files"
+        else [],
+        "object_id": company.pk,
         "can_edit": scope_allows(
             user, "company", "edit", owner_id=company.responsible_id, team_id=company.team_id
         ),
@@ -448,6 +452,10 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
         "custom": custom_fields_display(object_type="person", values=person.custom_fields),
         "history": _history(user, "person", person.pk) if tab == "history" else [],
         "deals": _deals(user, "person", person.pk) if tab == "deals" else [],
+        "files": attachments_for(user=user, object_type="person", object_id=person.pk)
+        if tab == "files"
+        else [],
+        "object_id": person.pk,
         "can_edit": scope_allows(
             user, "person", "edit", owner_id=person.responsible_id, team_id=person.team_id
         ),

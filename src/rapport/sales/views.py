@@ -32,7 +32,7 @@ from rapport.core.customfields import custom_fields_display, definitions_for
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.pagination import keyset_page
 from rapport.core.scopes import can, scope_allows
-from rapport.core.selectors import audit_for_object
+from rapport.core.selectors import attachments_for, audit_for_object
 from rapport.parties.selectors import company_list, person_list
 from rapport.sales import selectors, services
 from rapport.sales.choices import DealStatus, LeadChannel, LeadStatus
@@ -376,7 +376,7 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     ):
         raise Http404
     tab = request.GET.get("tab", "overview")
-    if tab not in ("overview", "stages", "history"):
+    if tab not in ("overview", "stages", "files", "history"):
         tab = "overview"
     context: dict[str, Any] = {
         "deal": deal,
@@ -395,6 +395,12 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     }
     if tab == "stages":
         context["changes"] = selectors.deal_history(user=user, deal=deal)
+    elif tab == "files":
+        context.update(
+            files=attachments_for(user=user, object_type="deal", object_id=deal.pk),
+            object_type="deal",
+            object_id=deal.pk,
+        )
     elif tab == "history":
         context["history"] = audit_for_object(user=user, object_type="deal", object_id=deal.pk)[
             :200
