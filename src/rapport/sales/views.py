@@ -941,6 +941,9 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
             "deals": lead.deals.filter(deleted_at__isnull=True),
             "pipelines": selectors.pipelines(),
             "history": audit_for_object(user=user, object_type="lead", object_id=lead.pk)[:100],
+            "files": attachments_for(user=user, object_type="lead", object_id=lead.pk),
+            "object_type": "lead",
+            "object_id": lead.pk,
             "can_edit": scope_allows(
                 user, "lead", "edit", owner_id=lead.responsible_id, team_id=lead.team_id
             ),
