@@ -419,10 +419,10 @@ def _board_card(request: HttpRequest, deal: Deal) -> str:
 
 
 def _column_totals(user: User, stage_ids: set[int | None], request: HttpRequest) -> dict[str, Any]:
-    filters = _deal_filters(request) if request.POST.get("board_query") is None else None
+    # The board sends its filters in the query string, so the totals match what it shows.
     out: dict[str, Any] = {}
     for stage in Stage.objects.filter(pk__in=[s for s in stage_ids if s]):
-        totals = selectors.column_totals(user=user, stage=stage, filters=filters)
+        totals = selectors.column_totals(user=user, stage=stage, filters=_deal_filters(request))
         out[str(stage.pk)] = {
             "count": totals["count"],
             "total": number_format(totals["total"], 0, force_grouping=True),

@@ -11,7 +11,8 @@
   var csrf = (JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"]) || "";
 
   function url(kind, id) {
-    return board.dataset[kind + "Url"].replace("/0/", "/" + id + "/");
+    var query = board.dataset.query;
+    return board.dataset[kind + "Url"].replace("/0/", "/" + id + "/") + (query ? "?" + query : "");
   }
   function say(text, bad) {
     message.textContent = text;
