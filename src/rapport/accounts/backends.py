@@ -22,10 +22,14 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def login_locked(username: str) -> bool:
+def login_attempts(username: str) -> int:
+    """Attempts recorded for ``username`` within the lockout window."""
     since = timezone.now() - timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
-    failures = LoginAttempt.objects.filter(username=username.lower(), at__gte=since).count()
-    return failures >= settings.LOGIN_MAX_FAILURES
+    return LoginAttempt.objects.filter(username=username.lower(), at__gte=since).count()
+
+
+def login_locked(username: str) -> bool:
+    return login_attempts(username) >= settings.LOGIN_MAX_FAILURES
 
 
 class LockoutModelBackend(ModelBackend):
@@ -44,15 +48,17 @@ class LockoutModelBackend(ModelBackend):
         if not username:
             return None
         key = username.lower()
-        if login_locked(key):
-            security_log.warning("login refused: account %r locked", key)
-            LoginAttempt.objects.create(username=key, ip=client_ip(request))
+        ip = client_ip(request)
+        # Record the attempt first, then count it with the others: concurrent requests each
+        # see every attempt recorded before theirs, so no burst gets more than the limit checked.
+        LoginAttempt.objects.create(username=key, ip=ip)
+        if login_attempts(key) > settings.LOGIN_MAX_FAILURES:
+            security_log.warning("login refused: account %r locked, from %s", key, ip)
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
-            LoginAttempt.objects.create(username=key, ip=client_ip(request))
-            security_log.info("login failed for %r from %s", key, client_ip(request))
+            security_log.info("login failed for %r from %s", key, ip)
         else:
             LoginAttempt.objects.filter(username=key).delete()
-            security_log.info("login ok for %r from %s", key, client_ip(request))
+            security_log.info("login ok for %r from %s", key, ip)
         return user
