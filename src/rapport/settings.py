@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "rapport.accounts",
     "rapport.parties",
     "rapport.sales",
+    "rapport.activities",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.tz",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "rapport.activities.views.unread_notifications",
             ],
         },
     }
@@ -129,6 +131,8 @@ def _database(url: str) -> dict[str, Any]:
         # Web and worker share one file: WAL lets readers run beside a writer,
         # IMMEDIATE takes the write lock up front (no deferred read->write upgrade
         # failing with SQLITE_BUSY), and the timeout waits for the lock.
+        # init_command runs on every new connection; persistent connections keep
+        # their PRAGMAs and page cache instead of reopening the file per request.
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
@@ -136,6 +140,8 @@ def _database(url: str) -> dict[str, Any]:
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
             ),
         }
+        config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 600)
+        config["CONN_HEALTH_CHECKS"] = True
     elif config["ENGINE"] in {
         "django.db.backends.postgresql",
         "django.db.backends.postgresql_psycopg2",

@@ -7,5 +7,6 @@ urlpatterns = [
     path("", include("rapport.accounts.urls")),
     path("", include("rapport.parties.urls")),
     path("", include("rapport.sales.urls")),
+    path("", include("rapport.activities.urls")),
     path("", include("rapport.core.urls")),
 ]

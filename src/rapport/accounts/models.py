@@ -159,7 +159,7 @@ class LoginAttempt(models.Model):
 def default_permissions(scope_view: str, scope_write: str) -> dict[str, Any]:
     """A permission grid giving ``scope_view`` to view/export and ``scope_write`` to the rest."""
     grid: dict[str, Any] = {}
-    for obj in ("company", "person", "lead", "deal"):
+    for obj in ("company", "person", "lead", "deal", "interaction", "task"):
         grid[obj] = {
             "view": scope_view,
             "export": scope_view,

@@ -34,6 +34,8 @@ OBJECT_TYPES: dict[str, Any] = {
     "person": _("People"),
     "lead": _("Leads"),
     "deal": _("Deals"),
+    "interaction": _("Interactions"),
+    "task": _("Tasks"),
     "team": _("Teams"),
     "user": _("Users"),
 }

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from rapport.accounts.models import User
 from rapport.accounts.selectors import team_list, user_list
+from rapport.activities.views import timeline_context
 from rapport.core.customfields import custom_fields_display, definitions_for
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.pagination import keyset_page
@@ -421,6 +422,7 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
         if tab == "files"
         else [],
         "object_id": company.pk,
+        **(timeline_context(request, "company", company.pk) if tab == "timeline" else {}),
         "can_edit": scope_allows(
             user, "company", "edit", owner_id=company.responsible_id, team_id=company.team_id
         ),
@@ -456,6 +458,7 @@ def person_detail(request: HttpRequest, person_id: int) -> HttpResponse:
         if tab == "files"
         else [],
         "object_id": person.pk,
+        **(timeline_context(request, "person", person.pk) if tab == "timeline" else {}),
         "can_edit": scope_allows(
             user, "person", "edit", owner_id=person.responsible_id, team_id=person.team_id
         ),

@@ -376,7 +376,7 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     ):
         raise Http404
     tab = request.GET.get("tab", "overview")
-    if tab not in ("overview", "stages", "files", "history"):
+    if tab not in ("overview", "stages", "timeline", "files", "history"):
         tab = "overview"
     context: dict[str, Any] = {
         "deal": deal,
@@ -395,6 +395,10 @@ def deal_detail(request: HttpRequest, deal_id: int) -> HttpResponse:
     }
     if tab == "stages":
         context["changes"] = selectors.deal_history(user=user, deal=deal)
+    elif tab == "timeline":
+        from rapport.activities.views import timeline_context
+
+        context.update(timeline_context(request, "deal", deal.pk))
     elif tab == "files":
         context.update(
             files=attachments_for(user=user, object_type="deal", object_id=deal.pk),
@@ -942,6 +946,7 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
             "pipelines": selectors.pipelines(),
             "history": audit_for_object(user=user, object_type="lead", object_id=lead.pk)[:100],
             "files": attachments_for(user=user, object_type="lead", object_id=lead.pk),
+            **_lead_timeline(request, lead.pk),
             "object_type": "lead",
             "object_id": lead.pk,
             "can_edit": scope_allows(
@@ -950,6 +955,12 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
             "custom": custom_fields_display(object_type="lead", values=lead.custom_fields),
         },
     )
+
+
+def _lead_timeline(request: HttpRequest, lead_id: int) -> dict[str, Any]:
+    from rapport.activities.views import timeline_context
+
+    return timeline_context(request, "lead", lead_id)
 
 
 @login_required

@@ -1,0 +1,166 @@
+"""Reads of interactions, tasks and notifications, always through the user's scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from rapport.accounts.models import User
+from rapport.activities.models import Interaction, Notification, Task, TaskStatus
+from rapport.core.models import AuditEntry
+from rapport.core.scopes import scope_q
+
+OPEN = [TaskStatus.OPEN, TaskStatus.IN_PROGRESS]
+
+
+def interaction_list(*, user: User) -> QuerySet[Interaction]:
+    return Interaction.objects.filter(
+        scope_q(user, "interaction", "view"), deleted_at__isnull=True
+    ).select_related("responsible", "company", "person", "deal")
+
+
+def interaction_get(*, user: User, interaction_id: int) -> Interaction:
+    obj = interaction_list(user=user).filter(pk=interaction_id).first()
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def task_list(
+    *,
+    user: User,
+    view: str = "mine",
+    status: str = "open",
+    q: str = "",
+) -> QuerySet[Task]:
+    """``view``: mine (assignee or co-executor), team (the user's scope), overdue (mine)."""
+    qs = Task.objects.filter(scope_q(user, "task", "view"), deleted_at__isnull=True)
+    if view in ("mine", "overdue"):
+        qs = qs.filter(Q(responsible=user) | Q(coexecutors=user)).distinct()
+    if view == "overdue":
+        qs = qs.filter(status__in=OPEN, due_at__lt=timezone.now())
+    elif status == "open":
+        qs = qs.filter(status__in=OPEN)
+    elif status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(title__icontains=q)
+    return qs.select_related("responsible", "company", "person", "deal", "parent").annotate(
+        n_sub=Count("subtasks", filter=Q(subtasks__deleted_at__isnull=True), distinct=True),
+        n_sub_done=Count(
+            "subtasks",
+            filter=Q(subtasks__status=TaskStatus.DONE, subtasks__deleted_at__isnull=True),
+            distinct=True,
+        ),
+    )
+
+
+def task_get(*, user: User, task_id: int) -> Task:
+    obj = (
+        Task.objects.filter(scope_q(user, "task", "view"), pk=task_id, deleted_at__isnull=True)
+        .select_related("responsible", "company", "person", "deal", "lead", "parent")
+        .first()
+    )
+    if obj is None:
+        # A co-executor sees the task even outside the role's scope.
+        obj = Task.objects.filter(pk=task_id, coexecutors=user, deleted_at__isnull=True).first()
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def subtasks(*, user: User, task: Task) -> QuerySet[Task]:
+    return (
+        task.subtasks.filter(deleted_at__isnull=True)
+        .select_related("responsible")
+        .order_by("due_at", "id")
+    )
+
+
+def notifications(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
+    qs = Notification.objects.filter(user=user)
+    return qs.filter(read_at__isnull=True) if unread_only else qs
+
+
+def unread_count(*, user: User) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+@dataclass
+class Entry:
+    """One line of a card's timeline."""
+
+    kind: str  # interaction kind, "task", "stage", "change"
+    at: dt.datetime
+    obj: Any
+
+
+TIMELINE_KINDS = (
+    "call",
+    "email",
+    "meeting",
+    "planned",
+    "note",
+    "message",
+    "task",
+    "stage",
+    "change",
+)
+
+
+def timeline(
+    *,
+    user: User,
+    object_type: str,
+    object_id: int,
+    kinds: list[str] | None = None,
+    person_id: int | None = None,
+    limit: int = 50,
+) -> list[Entry]:
+    """Interactions, tasks, stage changes and field changes of a card, newest first.
+
+    Each source is read through the user's scope and cut at ``limit``, then merged."""
+    from rapport.core.selectors import record_get
+
+    record_get(user=user, object_type=object_type, object_id=object_id)
+    wanted = set(kinds or TIMELINE_KINDS)
+    link = {f"{object_type}_id": object_id}
+    entries: list[Entry] = []
+    inter_kinds = [
+        k for k in ("call", "email", "meeting", "planned", "note", "message") if k in wanted
+    ]
+    if inter_kinds:
+        qs = interaction_list(user=user).filter(kind__in=inter_kinds, **link)
+        if person_id:
+            qs = qs.filter(Q(person_id=person_id) | Q(participants__person_id=person_id)).distinct()
+        entries += [Entry(i.kind, i.at, i) for i in qs.prefetch_related("participants")[:limit]]
+    if "task" in wanted:
+        tq = Task.objects.filter(
+            scope_q(user, "task", "view"), deleted_at__isnull=True, **link
+        ).select_related("responsible")
+        if person_id:
+            tq = tq.filter(person_id=person_id)
+        entries += [Entry("task", t.due_at or t.created_at, t) for t in tq.order_by("-id")[:limit]]
+    if "stage" in wanted and object_type == "deal":
+        from rapport.sales.models import StageChange
+
+        entries += [
+            Entry("stage", c.at, c)
+            for c in StageChange.objects.filter(deal_id=object_id)
+            .select_related("from_stage", "to_stage", "by")
+            .order_by("-at")[:limit]
+        ]
+    if "change" in wanted:
+        entries += [
+            Entry("change", e.at, e)
+            for e in AuditEntry.objects.filter(object_type=object_type, object_id=object_id)
+            .select_related("actor")
+            .order_by("-at")[:limit]
+        ]
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from rapport.activities import views
+
+urlpatterns = [
+    path("tasks/", views.task_list, name="task-list"),
+    path("tasks/new/", views.task_create, name="task-create"),
+    path("tasks/<int:task_id>/", views.task_detail, name="task-detail"),
+    path("tasks/<int:task_id>/edit/", views.task_edit, name="task-edit"),
+    path("tasks/<int:task_id>/status/", views.task_status, name="task-status"),
+    path("notifications/", views.notification_list, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications-read"),
+    path("timeline/<str:object_type>/<int:object_id>/", views.timeline, name="timeline"),
+    path("timeline/<str:object_type>/<int:object_id>/log/", views.quick_log, name="timeline-log"),
+    path(
+        "timeline/<str:object_type>/<int:object_id>/task/", views.quick_task, name="timeline-task"
+    ),
+]

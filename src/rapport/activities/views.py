@@ -1,0 +1,339 @@
+"""Pages for tasks, notifications and the timeline of a card (with quick-add forms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from rapport.accounts.models import User
+from rapport.accounts.selectors import user_list
+from rapport.activities import selectors, services
+from rapport.activities.forms import QuickLogForm, TaskForm
+from rapport.activities.models import Task, TaskStatus
+from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
+from rapport.core.scopes import can, scope_allows
+
+RECORD_TYPES = ("company", "person", "deal", "lead")
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)  # noqa: S101 - login_required ran first
+    return user
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _apply_errors(form: Any, exc: FieldErrors) -> None:
+    for field, errs in exc.errors.items():
+        for err in errs:
+            form.add_error(field if field in form.fields else None, err)
+
+
+def _managers(user: User) -> list[tuple[int, str]]:
+    return [(u.pk, str(u)) for u in user_list(user=user).filter(is_active=True)]
+
+
+# --- timeline on cards -----------------------------------------------------------------------
+
+
+def timeline_context(request: HttpRequest, object_type: str, object_id: int) -> dict[str, Any]:
+    """What the Timeline tab of a company, person, deal or lead card shows."""
+    user = _user(request)
+    kinds = [k for k in request.GET.getlist("kind") if k in selectors.TIMELINE_KINDS]
+    person_id = _int(request.GET.get("person"))
+    return {
+        "entries": selectors.timeline(
+            user=user,
+            object_type=object_type,
+            object_id=object_id,
+            kinds=kinds or None,
+            person_id=person_id,
+        ),
+        "timeline_kinds": selectors.TIMELINE_KINDS,
+        "chosen_kinds": kinds,
+        "log_form": QuickLogForm(initial={"kind": "call", "status": "done"}),
+        "task_form": _task_form(user, None),
+        "timeline_type": object_type,
+        "timeline_id": object_id,
+        "can_log": can(user, "interaction", "create"),
+        "can_task": can(user, "task", "create"),
+    }
+
+
+@login_required
+def timeline(request: HttpRequest, object_type: str, object_id: int) -> HttpResponse:
+    if object_type not in RECORD_TYPES:
+        raise Http404
+    return render(
+        request, "activities/_timeline.html", timeline_context(request, object_type, object_id)
+    )
+
+
+@login_required
+@require_POST
+def quick_log(request: HttpRequest, object_type: str, object_id: int) -> HttpResponse:
+    """Log an interaction on a card; htmx swaps the timeline, a plain post redirects back."""
+    if object_type not in RECORD_TYPES:
+        raise Http404
+    user = _user(request)
+    from rapport.core.selectors import record_get
+
+    record_get(user=user, object_type=object_type, object_id=object_id)
+    form = QuickLogForm(request.POST)
+    status = 200
+    if form.is_valid():
+        try:
+            services.interaction_log(
+                actor=user, data={**form.to_service(), f"{object_type}_id": object_id}
+            )
+            form = QuickLogForm(initial={"kind": form.cleaned_data["kind"], "status": "done"})
+        except FieldErrors as exc:
+            _apply_errors(form, exc)
+            status = 422
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+            status = 403
+    else:
+        status = 422
+    if not getattr(request, "htmx", False):
+        if status != 200:
+            messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
+        return redirect(f"/{_path(object_type)}/{object_id}/?tab=timeline")
+    context = timeline_context(request, object_type, object_id)
+    context["log_form"] = form
+    return render(request, "activities/_timeline.html", context, status=status)
+
+
+@login_required
+@require_POST
+def quick_task(request: HttpRequest, object_type: str, object_id: int) -> HttpResponse:
+    if object_type not in RECORD_TYPES:
+        raise Http404
+    user = _user(request)
+    from rapport.core.selectors import record_get
+
+    record_get(user=user, object_type=object_type, object_id=object_id)
+    form = _task_form(user, request.POST)
+    status = 200
+    if form.is_valid():
+        try:
+            services.task_create(
+                actor=user, data={**form.to_service(), f"{object_type}_id": object_id}
+            )
+            form = _task_form(user, None)
+        except FieldErrors as exc:
+            _apply_errors(form, exc)
+            status = 422
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+            status = 403
+    else:
+        status = 422
+    if not getattr(request, "htmx", False):
+        return redirect(f"/{_path(object_type)}/{object_id}/?tab=timeline")
+    context = timeline_context(request, object_type, object_id)
+    context["task_form"] = form
+    return render(request, "activities/_timeline.html", context, status=status)
+
+
+def _path(object_type: str) -> str:
+    return {"company": "companies", "person": "people", "deal": "deals", "lead": "leads"}[
+        object_type
+    ]
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+def _task_form(user: User, data: Any, initial: dict[str, Any] | None = None) -> TaskForm:
+    form = TaskForm(data, initial=initial or {"responsible_id": user.pk})
+    managers = _managers(user)
+    for name in ("responsible_id", "coexecutor_ids"):
+        field = form.fields[name]
+        if hasattr(field, "choices"):
+            field.choices = managers
+    return form
+
+
+@login_required
+def task_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    view = request.GET.get("view", "mine")
+    if view not in ("mine", "team", "overdue"):
+        view = "mine"
+    status = request.GET.get("status", "open")
+    if status not in ("open", "", *TaskStatus.values):
+        status = "open"
+    tasks = list(
+        selectors.task_list(user=user, view=view, status=status, q=request.GET.get("q", ""))
+        .filter(parent__isnull=True)
+        .order_by("due_at", "id")[:200]
+    )
+    return render(
+        request,
+        "activities/task_list.html",
+        {
+            "tasks": tasks,
+            "view": view,
+            "status": status,
+            "statuses": TaskStatus.choices,
+            "q": request.GET.get("q", ""),
+            "can_create": can(user, "task", "create"),
+        },
+    )
+
+
+def _task_edit(request: HttpRequest, task: Task | None) -> HttpResponse:
+    user = _user(request)
+    initial: dict[str, Any] = {"responsible_id": user.pk}
+    parent_id = _int(request.GET.get("parent") or request.POST.get("parent_id"))
+    if task is not None:
+        initial = {
+            "title": task.title,
+            "description": task.description,
+            "responsible_id": task.responsible_id,
+            "coexecutor_ids": list(task.coexecutors.values_list("pk", flat=True)),
+            "due_at": task.due_at,
+            "priority": task.priority,
+            "remind_at": task.remind_at,
+        }
+    form = _task_form(user, request.POST or None, initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.to_service()
+            try:
+                if task is None:
+                    if parent_id:
+                        data["parent_id"] = parent_id
+                    saved = services.task_create(actor=user, data=data)
+                else:
+                    saved = services.task_update(
+                        actor=user, task=task, data=data, version=_int(request.POST.get("version"))
+                    )
+                warning = services.past_due_warning(saved)
+                if warning:
+                    messages.warning(request, warning)
+                messages.success(request, _("Saved."))
+                return redirect("task-detail", saved.pk)
+            except StaleVersion:
+                form.add_error(
+                    None,
+                    _("Someone else changed this task meanwhile; your values are still here."),
+                )
+                status = 409
+            except FieldErrors as exc:
+                _apply_errors(form, exc)
+                status = 422
+            except PermissionDenied as exc:
+                form.add_error(None, str(exc))
+                status = 403
+        else:
+            status = 422
+    return render(
+        request,
+        "activities/task_form.html",
+        {"form": form, "task": task, "parent_id": parent_id},
+        status=status,
+    )
+
+
+@login_required
+def task_create(request: HttpRequest) -> HttpResponse:
+    if not can(_user(request), "task", "create"):
+        raise Http404
+    return _task_edit(request, None)
+
+
+@login_required
+def task_edit(request: HttpRequest, task_id: int) -> HttpResponse:
+    return _task_edit(request, selectors.task_get(user=_user(request), task_id=task_id))
+
+
+@login_required
+def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
+    user = _user(request)
+    task = selectors.task_get(user=user, task_id=task_id)
+    subs = list(selectors.subtasks(user=user, task=task))
+    done = sum(1 for s in subs if s.status == TaskStatus.DONE)
+    return render(
+        request,
+        "activities/task_detail.html",
+        {
+            "task": task,
+            "subtasks": subs,
+            "done": done,
+            "progress": round(100 * done / len(subs)) if subs else None,
+            "coexecutors": list(task.coexecutors.all()),
+            "can_edit": scope_allows(
+                user, "task", "edit", owner_id=task.responsible_id, team_id=task.team_id
+            ),
+            "statuses": TaskStatus.choices,
+            "warning": services.past_due_warning(task),
+        },
+    )
+
+
+@login_required
+@require_POST
+def task_status(request: HttpRequest, task_id: int) -> HttpResponse:
+    user = _user(request)
+    task = selectors.task_get(user=user, task_id=task_id)
+    try:
+        services.task_update(
+            actor=user,
+            task=task,
+            data={"status": request.POST.get("status", TaskStatus.DONE)},
+            version=_int(request.POST.get("version")),
+        )
+    except (FieldErrors, PermissionDenied, StaleVersion) as exc:
+        messages.error(request, str(exc))
+    back = request.POST.get("next") or ""
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("task-detail", task.parent_id or task.pk)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+@login_required
+def notification_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    return render(
+        request,
+        "activities/notifications.html",
+        {"notifications": selectors.notifications(user=user)[:100]},
+    )
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    ids = [i for i in (_int(v) for v in request.POST.getlist("id")) if i]
+    services.notifications_mark_read(user=user, ids=ids or None)
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target)
+    return redirect("notifications")
+
+
+def unread_notifications(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: the bell's unread count on every page."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"unread_notifications": selectors.unread_count(user=user)}

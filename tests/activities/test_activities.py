@@ -1,0 +1,166 @@
+"""Interactions on the timeline, tasks with subtasks, reminders and notifications."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from rapport.core.errors import FieldErrors
+
+
+def test_a_call_logged_on_the_company_card_appears_on_its_timeline(alice, make_company, client_for):
+    company = make_company(alice, "Acme")
+    client = client_for(alice)
+    r = client.post(
+        reverse("timeline-log", args=["company", company.pk]),
+        {
+            "kind": "call",
+            "status": "done",
+            "direction": "out",
+            "subject": "Price for racks",
+            "duration_minutes": "5",
+            "participant_text": "secretary, +7 495 000 00 00",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert "Price for racks" in html
+    assert "secretary, +7 495 000 00 00" in html
+    page = client.get(reverse("company-detail", args=[company.pk]) + "?tab=timeline")
+    assert "Price for racks" in page.content.decode()
+
+
+def test_a_meeting_ending_before_it_starts_is_refused_with_the_field(alice, make_company):
+    from rapport.activities.services import interaction_log
+
+    company = make_company(alice, "Acme")
+    with pytest.raises(FieldErrors) as exc:
+        interaction_log(
+            actor=alice,
+            data={
+                "kind": "meeting",
+                "company_id": company.pk,
+                "at": "2026-12-01T10:00",
+                "ends_at": "2026-12-01T09:00",
+            },
+        )
+    assert "ends_at" in exc.value.errors
+
+
+def test_a_participant_outside_my_scope_is_refused(alice, carol, make_company, make_person):
+    from rapport.activities.services import interaction_log
+
+    mine = make_company(carol, "Carol Co")
+    theirs = make_person(alice, "Ivan", "Secret")
+    with pytest.raises(FieldErrors) as exc:
+        interaction_log(
+            actor=carol,
+            data={
+                "kind": "note",
+                "company_id": mine.pk,
+                "participants": [{"person_id": theirs.pk}],
+            },
+        )
+    assert "participants" in exc.value.errors
+
+
+def test_a_deal_interaction_lands_on_the_client_cards_too(alice, make_company, make_deal):
+    from rapport.activities.selectors import timeline
+    from rapport.activities.services import interaction_log
+
+    company = make_company(alice, "Acme")
+    deal = make_deal(alice, "Racks", company_id=company.pk)
+    interaction_log(
+        actor=alice, data={"kind": "note", "subject": "Sent the offer", "deal_id": deal.pk}
+    )
+    entries = timeline(user=alice, object_type="company", object_id=company.pk, kinds=["note"])
+    assert [e.obj.subject for e in entries] == ["Sent the offer"]
+    stages = timeline(user=alice, object_type="deal", object_id=deal.pk, kinds=["stage"])
+    assert len(stages) == 1
+
+
+def test_a_task_with_two_subtasks_shows_progress_when_one_is_done(alice, client_for):
+    from rapport.activities.services import task_complete, task_create
+
+    parent = task_create(actor=alice, data={"title": "Prepare the tender"})
+    a = task_create(actor=alice, data={"title": "Collect documents", "parent_id": parent.pk})
+    task_create(actor=alice, data={"title": "Price the bid", "parent_id": parent.pk})
+    task_complete(actor=alice, task=a)
+    page = client_for(alice).get(reverse("task-detail", args=[parent.pk])).content.decode()
+    assert "1/2 · 50 %" in page
+
+
+def test_a_reminder_after_the_due_time_is_refused_and_one_in_the_past_warns(alice):
+    from rapport.activities.services import past_due_warning, task_create
+
+    with pytest.raises(FieldErrors) as exc:
+        task_create(
+            actor=alice,
+            data={"title": "Call", "due_at": "2026-12-01T10:00", "remind_at": "2026-12-01T11:00"},
+        )
+    assert "remind_at" in exc.value.errors
+    late = task_create(actor=alice, data={"title": "Late", "due_at": "2020-01-01T10:00"})
+    assert past_due_warning(late)
+
+
+def test_assigning_a_task_to_someone_else_notifies_them(alice, dan, client_for):
+    from rapport.activities.services import task_create
+
+    task_create(actor=alice, data={"title": "Visit the client", "responsible_id": dan.pk})
+    page = client_for(dan).get(reverse("notifications")).content.decode()
+    assert "Visit the client" in page
+    assert 'id="unread-count">1<' in page
+
+
+def test_reminders_and_overdue_notices_go_out_exactly_once(alice):
+    from rapport.activities.models import Notification
+    from rapport.activities.services import reminders_due, task_create
+
+    due = timezone.now() + dt.timedelta(minutes=30)
+    task_create(
+        actor=alice, data={"title": "Call back", "due_at": due, "remind_minutes_before": "45"}
+    )
+    assert reminders_due() == 1
+    assert reminders_due() == 0  # a second worker, or the same after a restart, sends nothing
+    later = due + dt.timedelta(minutes=1)
+    assert reminders_due(now=later) == 1
+    assert reminders_due(now=later) == 0
+    kinds = sorted(Notification.objects.filter(user=alice).values_list("kind", flat=True))
+    assert kinds == ["reminder", "task_overdue"]
+
+
+def test_a_stalled_deal_gives_its_manager_one_notification_and_one_task(
+    alice, pipelines, make_deal
+):
+    from rapport.activities.models import Notification, Task
+    from rapport.core.events import outbox_dispatch
+    from rapport.core.models import OutboxEvent
+    from rapport.sales.services import deal_move, deals_mark_stalled
+
+    deal = make_deal(alice, "Racks", pipeline=pipelines["strict"])
+    deal = deal_move(actor=alice, deal=deal, stage=pipelines["strict_stages"][1])  # 48 h limit
+    later = timezone.now() + dt.timedelta(hours=50)
+    assert deals_mark_stalled(now=later) == 1
+    assert deals_mark_stalled(now=later) == 0
+    outbox_dispatch()
+    OutboxEvent.objects.filter(name="deal.stalled").update(status="pending")  # a replay
+    outbox_dispatch()
+    assert Notification.objects.filter(user=alice, kind="deal_stalled").count() == 1
+    task = Task.objects.get(deal=deal)
+    assert "Racks" in task.title
+    assert "Qualified" in task.title
+
+
+def test_another_teams_task_is_404_and_absent_from_team_tasks(alice, carol, client_for):
+    from rapport.activities.services import task_create
+
+    task = task_create(actor=alice, data={"title": "Alice's secret"})
+    client = client_for(carol)
+    assert client.get(reverse("task-detail", args=[task.pk])).status_code == 404
+    assert client.post(reverse("task-status", args=[task.pk])).status_code == 404
+    assert "secret" not in client.get(reverse("task-list") + "?view=team").content.decode()
+    assert client.get(reverse("timeline", args=["company", 999999])).status_code == 404
