@@ -164,3 +164,62 @@ def test_another_teams_task_is_404_and_absent_from_team_tasks(alice, carol, clie
     assert client.post(reverse("task-status", args=[task.pk])).status_code == 404
     assert "secret" not in client.get(reverse("task-list") + "?view=team").content.decode()
     assert client.get(reverse("timeline", args=["company", 999999])).status_code == 404
+
+
+def test_the_week_calendar_shows_meetings_and_tasks_and_a_drag_reschedules(alice, client_for):
+    from rapport.activities.models import Interaction
+    from rapport.activities.services import interaction_log, task_create
+
+    monday = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday())
+    at = timezone.make_aware(dt.datetime.combine(monday, dt.time(10, 30)))
+    meeting = interaction_log(
+        actor=alice,
+        data={
+            "kind": "meeting",
+            "status": "planned",
+            "subject": "Tasting at Acme",
+            "at": at,
+            "ends_at": at + dt.timedelta(hours=1),
+        },
+    )
+    task_create(
+        actor=alice, data={"title": "Send the contract", "due_at": at + dt.timedelta(days=1)}
+    )
+    client = client_for(alice)
+    page = client.get(reverse("calendar") + f"?view=week&date={monday}").content.decode()
+    assert "Tasting at Acme" in page
+    assert "Send the contract" in page
+    moved = client.post(
+        reverse("calendar-move"),
+        {"kind": "interaction", "id": meeting.pk, "at": f"{monday + dt.timedelta(days=2)}T14:00"},
+    )
+    assert moved.json() == {"ok": True}
+    meeting = Interaction.objects.get(pk=meeting.pk)
+    local = timezone.localtime(meeting.at)
+    assert (local.date(), local.hour, local.minute) == (monday + dt.timedelta(days=2), 14, 30)
+    assert meeting.ends_at - meeting.at == dt.timedelta(hours=1)
+
+
+def test_the_private_ics_feed_lists_my_meetings_and_stops_when_revoked(alice, client):
+    from icalendar import Calendar
+
+    from rapport.activities.models import CalendarFeed
+    from rapport.activities.services import feed_create, feed_revoke, interaction_log
+
+    interaction_log(
+        actor=alice,
+        data={
+            "kind": "meeting",
+            "status": "planned",
+            "subject": "Board review",
+            "at": timezone.now() + dt.timedelta(days=1),
+        },
+    )
+    token = feed_create(user=alice)
+    body = client.get(f"/calendar/feed/{token}.ics")
+    assert body["Content-Type"].startswith("text/calendar")
+    events = Calendar.from_ical(body.content).walk("VEVENT")
+    assert [str(e["summary"]) for e in events] == ["Board review"]
+    feed_revoke(user=alice, feed_id=CalendarFeed.objects.get(user=alice).pk)
+    assert client.get(f"/calendar/feed/{token}.ics").status_code == 404
+    assert client.get("/calendar/feed/cal_wrong.ics").status_code == 404

@@ -267,3 +267,21 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class CalendarFeed(models.Model):
+    """A private, revocable address of a user's calendar as an ICS feed (token stored hashed)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds"
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"

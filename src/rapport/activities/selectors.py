@@ -164,3 +164,76 @@ def timeline(
         ]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+@dataclass
+class CalendarItem:
+    """A meeting, planned interaction or task with a due time, placed on the calendar."""
+
+    kind: str  # "interaction" or "task"
+    obj: Any
+    start: dt.datetime
+    end: dt.datetime
+    title: str
+    overdue: bool = False
+
+
+def calendar_items(
+    *, user: User, start: dt.datetime, end: dt.datetime, user_ids: list[int] | None = None
+) -> list[CalendarItem]:
+    """What falls in [start, end) for the given users (default: ``user``), within scope."""
+    owners = user_ids or [user.pk]
+    items: list[CalendarItem] = []
+    inter = (
+        interaction_list(user=user)
+        .filter(
+            responsible_id__in=owners,
+            at__lt=end,
+            at__gte=start - dt.timedelta(days=1),
+        )
+        .filter(Q(kind__in=["meeting", "planned"]) | Q(status="planned"))
+        .exclude(status="cancelled")
+    )
+    for i in inter[:1000]:
+        finish = i.ends_at or i.at + dt.timedelta(hours=1)
+        if finish <= start:
+            continue
+        items.append(
+            CalendarItem("interaction", i, i.at, finish, i.subject or i.get_kind_display())
+        )
+    tasks = (
+        Task.objects.filter(
+            scope_q(user, "task", "view"),
+            deleted_at__isnull=True,
+            due_at__gte=start,
+            due_at__lt=end,
+        )
+        .filter(Q(responsible_id__in=owners) | Q(coexecutors__in=owners))
+        .distinct()
+    )
+    for t in tasks.exclude(status="cancelled")[:1000]:
+        assert t.due_at is not None  # noqa: S101 - filtered above
+        items.append(
+            CalendarItem(
+                "task", t, t.due_at, t.due_at + dt.timedelta(minutes=30), t.title, t.is_overdue
+            )
+        )
+    items.sort(key=lambda it: (it.start, it.title))
+    return items
+
+
+def feed_user(token: str) -> User | None:
+    """The owner of a live calendar feed token, or None."""
+    import hashlib
+
+    from rapport.activities.models import CalendarFeed
+
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    feed = (
+        CalendarFeed.objects.filter(digest=digest, revoked_at__isnull=True)
+        .select_related("user")
+        .first()
+    )
+    if feed is None or not feed.user.is_active:
+        return None
+    return feed.user

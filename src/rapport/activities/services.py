@@ -578,3 +578,88 @@ def reminders_due(*, now: dt.datetime | None = None, limit: int = 500) -> int:
             event_record(name="task.overdue", object_type="task", object_id=task.pk)
             sent += 1
     return sent
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def reschedule(
+    *, actor: User | None, kind: str, obj: Interaction | Task, start: dt.datetime
+) -> Interaction | Task:
+    """Move a calendar item to ``start``; a meeting keeps its length."""
+    if isinstance(obj, Interaction):
+        data: dict[str, Any] = {"at": start}
+        if obj.ends_at:
+            data["ends_at"] = start + (obj.ends_at - obj.at)
+        return interaction_update(actor=actor, interaction=obj, data=data)
+    data = {"due_at": start}
+    if obj.remind_at and obj.due_at:
+        data["remind_at"] = start - (obj.due_at - obj.remind_at)
+    return task_update(actor=actor, task=obj, data=data)
+
+
+def feed_create(*, user: User) -> str:
+    """A new private ICS address for ``user``; the token is shown once, stored hashed."""
+    import hashlib
+    import secrets
+
+    from rapport.activities.models import CalendarFeed
+
+    token = "cal_" + secrets.token_urlsafe(24)
+    CalendarFeed.objects.create(
+        user=user, digest=hashlib.sha256(token.encode()).hexdigest(), prefix=token[:10]
+    )
+    audit_record(
+        actor=user,
+        instance=user,
+        object_type="user",
+        action="update",
+        changes={"calendar_feed": [None, token[:10] + "…"]},
+    )
+    return token
+
+
+def feed_revoke(*, user: User, feed_id: int) -> None:
+    from rapport.activities.models import CalendarFeed
+
+    feed = CalendarFeed.objects.filter(pk=feed_id, user=user, revoked_at__isnull=True).first()
+    if feed is None:
+        raise Http404
+    feed.revoked_at = timezone.now()
+    feed.save(update_fields=["revoked_at"])
+    audit_record(
+        actor=user,
+        instance=user,
+        object_type="user",
+        action="update",
+        changes={"calendar_feed": [feed.prefix + "…", None]},
+    )
+
+
+def ics_for(*, user: User, items: list[Any]) -> bytes:
+    """The user's calendar as iCalendar (RFC 5545) text."""
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//Rapport CRM//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"Rapport · {user}")
+    stamp = timezone.now()
+    for it in items:
+        ev = Event()
+        ev.add("uid", f"{it.kind}-{it.obj.pk}@rapport")
+        ev.add("dtstamp", stamp)
+        ev.add("dtstart", it.start)
+        ev.add("dtend", it.end)
+        ev.add("summary", it.title)
+        place = getattr(it.obj, "place", "")
+        if place:
+            ev.add("location", place)
+        text = getattr(it.obj, "body", "") or getattr(it.obj, "description", "")
+        if text:
+            ev.add("description", text)
+        ev.add("last-modified", it.obj.updated_at)
+        ev.add("sequence", it.obj.version)
+        cal.add_component(ev)
+    return bytes(cal.to_ical())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -337,3 +339,201 @@ def unread_notifications(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {}
     return {"unread_notifications": selectors.unread_count(user=user)}
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+HOURS = range(7, 21)
+
+
+def _range(view: str, day: dt.date) -> tuple[dt.date, dt.date]:
+    if view == "day":
+        return day, day + dt.timedelta(days=1)
+    if view == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=7)
+    first = day.replace(day=1)
+    start = first - dt.timedelta(days=first.weekday())
+    nxt = (first + dt.timedelta(days=32)).replace(day=1)
+    end = nxt + dt.timedelta(days=(7 - nxt.weekday()) % 7)
+    return start, end
+
+
+def _aware(day: dt.date, hour: int = 0) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour)))
+
+
+@login_required
+def calendar(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    view = request.GET.get("view", "week")
+    if view not in ("day", "week", "month"):
+        view = "week"
+    try:
+        day = dt.date.fromisoformat(request.GET.get("date", ""))
+    except ValueError:
+        day = timezone.localdate()
+    owners: list[int] = [user.pk]
+    who = request.GET.get("who", "me")
+    team_members = list(user_list(user=user).filter(is_active=True))
+    if who == "team" and user.team_id:
+        owners = [u.pk for u in team_members if u.team_id in user.team_subtree_ids()] or owners
+    elif who.isdigit() and any(u.pk == int(who) for u in team_members):
+        owners = [int(who)]
+    start, end = _range(view, day)
+    items = selectors.calendar_items(
+        user=user, start=_aware(start), end=_aware(end), user_ids=owners
+    )
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
+    by_day: dict[dt.date, list[Any]] = {d: [] for d in days}
+    for it in items:
+        local = timezone.localtime(it.start)
+        by_day.setdefault(local.date(), []).append(it)
+    grid = [
+        {
+            "day": d,
+            "items": by_day.get(d, []),
+            "slots": [
+                {
+                    "hour": h,
+                    "at": f"{d.isoformat()}T{h:02d}:00",
+                    "items": [
+                        it
+                        for it in by_day.get(d, [])
+                        if timezone.localtime(it.start).hour == h
+                        or (h == HOURS[0] and timezone.localtime(it.start).hour < h)
+                        or (h == HOURS[-1] and timezone.localtime(it.start).hour > h)
+                    ],
+                }
+                for h in HOURS
+            ],
+        }
+        for d in days
+    ]
+    step = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}.get(view)
+    prev_day = day - step if step else (day.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    next_day = day + step if step else (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    from rapport.activities.models import CalendarFeed
+
+    return render(
+        request,
+        "activities/calendar.html",
+        {
+            "view": view,
+            "day": day,
+            "today": timezone.localdate(),
+            "grid": grid,
+            "weeks": [grid[i : i + 7] for i in range(0, len(grid), 7)],
+            "hours": list(HOURS),
+            "prev": prev_day,
+            "next": next_day,
+            "who": who,
+            "members": team_members,
+            "feeds": CalendarFeed.objects.filter(user=user, revoked_at__isnull=True),
+            "new_feed": request.session.pop("new_calendar_feed", None),
+            "query": f"view={view}&who={who}",
+        },
+    )
+
+
+@login_required
+@require_POST
+def calendar_move(request: HttpRequest) -> HttpResponse:
+    """Drag to reschedule: JSON in, JSON out (the page moves the item or snaps it back)."""
+    user = _user(request)
+    kind = request.POST.get("kind")
+    obj_id = _int(request.POST.get("id"))
+    try:
+        start = timezone.make_aware(dt.datetime.fromisoformat(request.POST.get("at", "")))
+    except ValueError:
+        return JsonResponse({"ok": False, "message": _("Pick a time on the calendar.")}, status=422)
+    obj: Any
+    if kind == "task":
+        obj = selectors.task_get(user=user, task_id=obj_id or 0)
+    elif kind == "interaction":
+        obj = selectors.interaction_get(user=user, interaction_id=obj_id or 0)
+    else:
+        raise Http404
+    if kind == "interaction":
+        start = start.replace(minute=timezone.localtime(obj.at).minute)
+    try:
+        services.reschedule(actor=user, kind=kind, obj=obj, start=start)
+    except (FieldErrors, PermissionDenied, StaleVersion) as exc:
+        text = (
+            " ".join(m for v in exc.errors.values() for m in v)
+            if isinstance(exc, FieldErrors)
+            else str(exc)
+        )
+        return JsonResponse({"ok": False, "message": text}, status=422)
+    return JsonResponse({"ok": True})
+
+
+@login_required
+@require_POST
+def calendar_plan(request: HttpRequest) -> HttpResponse:
+    """Click an empty slot: plan a meeting there."""
+    user = _user(request)
+    p = request.POST
+    data: dict[str, Any] = {
+        "kind": "meeting",
+        "status": "planned",
+        "subject": p.get("subject", "").strip(),
+        "at": p.get("at"),
+        "place": p.get("place", ""),
+    }
+    minutes = _int(p.get("minutes")) or 60
+    try:
+        start = timezone.make_aware(dt.datetime.fromisoformat(p.get("at", "")))
+        data["ends_at"] = start + dt.timedelta(minutes=minutes)
+    except ValueError:
+        pass
+    if _int(p.get("company_id")):
+        data["company_id"] = _int(p.get("company_id"))
+    try:
+        if not data["subject"]:
+            raise FieldErrors.single("subject", _("Say what the meeting is about."))
+        services.interaction_log(actor=user, data=data)
+        messages.success(request, _("Meeting planned."))
+    except (FieldErrors, PermissionDenied) as exc:
+        text = (
+            " ".join(m for v in exc.errors.values() for m in v)
+            if isinstance(exc, FieldErrors)
+            else str(exc)
+        )
+        messages.error(request, text)
+    back = p.get("next") or ""
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("calendar")
+
+
+@login_required
+@require_POST
+def calendar_feed_create(request: HttpRequest) -> HttpResponse:
+    token = services.feed_create(user=_user(request))
+    request.session["new_calendar_feed"] = request.build_absolute_uri(f"/calendar/feed/{token}.ics")
+    return redirect("calendar")
+
+
+@login_required
+@require_POST
+def calendar_feed_revoke(request: HttpRequest, feed_id: int) -> HttpResponse:
+    services.feed_revoke(user=_user(request), feed_id=feed_id)
+    messages.success(request, _("The calendar address no longer works."))
+    return redirect("calendar")
+
+
+def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
+    """The private ICS feed: the token in the address is the only credential."""
+    user = selectors.feed_user(token)
+    if user is None:
+        raise Http404
+    now = timezone.now()
+    items = selectors.calendar_items(
+        user=user, start=now - dt.timedelta(days=30), end=now + dt.timedelta(days=365)
+    )
+    response = HttpResponse(
+        services.ics_for(user=user, items=items), content_type="text/calendar; charset=utf-8"
+    )
+    response["Cache-Control"] = "private, max-age=300"
+    return response
