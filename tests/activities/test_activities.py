@@ -223,3 +223,51 @@ def test_the_private_ics_feed_lists_my_meetings_and_stops_when_revoked(alice, cl
     feed_revoke(user=alice, feed_id=CalendarFeed.objects.get(user=alice).pk)
     assert client.get(f"/calendar/feed/{token}.ics").status_code == 404
     assert client.get("/calendar/feed/cal_wrong.ics").status_code == 404
+
+
+def test_the_work_desk_shows_todays_clients_and_a_chosen_clients_summary(
+    alice, make_company, make_person, make_deal, client_for
+):
+    from rapport.activities.services import interaction_log, task_create
+    from rapport.sales.services import deal_win
+
+    company = make_company(alice, "Acme Foods")
+    make_person(
+        alice,
+        "Olga",
+        "Buyer",
+        phones=[{"raw": "+7 495 123 45 67"}],
+        employments=[{"company_id": company.pk}],
+    )
+    won = make_deal(alice, "First order", company_id=company.pk, amount="1000")
+    deal_win(actor=alice, deal=won)
+    make_deal(alice, "Second order", company_id=company.pk, amount="3000")
+    noon = timezone.make_aware(dt.datetime.combine(timezone.localdate(), dt.time(12)))
+    interaction_log(
+        actor=alice,
+        data={
+            "kind": "meeting",
+            "status": "planned",
+            "subject": "Lunch",
+            "at": noon,
+            "company_id": company.pk,
+        },
+    )
+    task_create(actor=alice, data={"title": "Chase the invoice", "due_at": "2020-01-01T09:00"})
+    client = client_for(alice)
+    desk = client.get("/").content.decode()
+    assert "Acme Foods" in desk
+    assert "Lunch" in desk
+    assert "Chase the invoice" in desk
+    part = client.get("/", {"client": f"company:{company.pk}"}, HTTP_HX_REQUEST="true")
+    html = part.content.decode()
+    assert "Buyer Olga" in html
+    assert 'href="tel:+74951234567"' in html
+    assert "2,000" in html or "2000" in html  # average of 1000 and 3000
+    assert "1,000" in html or "1000" in html  # won in total
+    assert "Lunch" in html  # the history filtered to this client
+
+
+def test_the_desk_refuses_a_client_outside_my_scope(alice, carol, make_company, client_for):
+    company = make_company(alice, "Acme Foods")
+    assert client_for(carol).get("/", {"client": f"company:{company.pk}"}).status_code == 404

@@ -237,3 +237,38 @@ def feed_user(token: str) -> User | None:
     if feed is None or not feed.user.is_active:
         return None
     return feed.user
+
+
+def client_summary(*, user: User, object_type: str, object_id: int) -> dict[str, Any]:
+    """What the work desk shows for a chosen client: deal figures and contact people."""
+    from django.db.models import Avg, Sum
+
+    from rapport.core.selectors import record_get
+    from rapport.sales.selectors import deals_for_party
+
+    record = record_get(user=user, object_type=object_type, object_id=object_id)
+    deals = deals_for_party(user=user, object_type=object_type, object_id=object_id)
+    agg = deals.order_by().aggregate(
+        n=Count("id"),
+        avg=Avg("amount"),
+        won=Sum("won_amount", filter=Q(status="won")),
+        open=Count("id", filter=Q(status="open")),
+    )
+    people: list[Any] = []
+    if object_type == "company":
+        from rapport.parties.selectors import company_people
+
+        people = [e.person for e in company_people(user=user, company=record)[:20]]
+    else:
+        people = [record]
+    return {
+        "record": record,
+        "object_type": object_type,
+        "deals_count": agg["n"] or 0,
+        "deals_avg": agg["avg"],
+        "won_total": agg["won"] or 0,
+        "open_count": agg["open"] or 0,
+        "open_deals": list(deals.filter(status="open").order_by("-id")[:10]),
+        "people": people,
+        "client_since": getattr(record, "client_since", None),
+    }

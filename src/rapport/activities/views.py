@@ -537,3 +537,61 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     )
     response["Cache-Control"] = "private, max-age=300"
     return response
+
+
+# --- the work desk ----------------------------------------------------------------------------
+
+
+def desk_context(request: HttpRequest) -> dict[str, Any]:
+    """The manager's start page: today's calendar, overdue work, today's clients, one client."""
+    user = _user(request)
+    today = timezone.localdate()
+    start = _aware(today)
+    items = selectors.calendar_items(user=user, start=start, end=start + dt.timedelta(days=1))
+    overdue = list(selectors.task_list(user=user, view="overdue").order_by("due_at")[:20])
+    clients: dict[tuple[str, int], Any] = {}
+    for it in items + [
+        selectors.CalendarItem("task", t, t.due_at or start, start, t.title) for t in overdue
+    ]:
+        obj = it.obj
+        for kind in ("company", "person"):
+            target = getattr(obj, kind, None)
+            if target is not None and (kind, target.pk) not in clients:
+                clients[(kind, target.pk)] = target
+                break
+    chosen = request.GET.get("client", "")
+    summary = None
+    history: list[Any] = []
+    if ":" in chosen:
+        kind, _sep, raw = chosen.partition(":")
+        if kind in ("company", "person") and raw.isdigit():
+            summary = selectors.client_summary(user=user, object_type=kind, object_id=int(raw))
+            history = selectors.timeline(user=user, object_type=kind, object_id=int(raw), limit=20)
+    from rapport.parties.views import local_time
+
+    people = []
+    if summary:
+        for p in summary["people"]:
+            points = list(p.contact_points.all())
+            people.append(
+                {
+                    "person": p,
+                    "phone": next((c for c in points if c.channel == "phone"), None),
+                    "email": next((c for c in points if c.channel == "email"), None),
+                    "local_time": local_time(p.time_zone),
+                }
+            )
+    return {
+        "today": today,
+        "items": items,
+        "overdue": overdue,
+        "events_today": len(items),
+        "overdue_count": len([i for i in items if i.overdue]) + len(overdue),
+        "clients": [
+            {"key": f"{k}:{pk}", "obj": obj, "kind": k} for (k, pk), obj in clients.items()
+        ],
+        "chosen": chosen,
+        "summary": summary,
+        "summary_people": people,
+        "history": history,
+    }

@@ -32,21 +32,19 @@ def hit_url(object_type: str, object_id: int) -> str:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The work desk: the manager's day in one screen (see activities.views.desk_context)."""
+    from rapport.activities.views import desk_context
     from rapport.parties.selectors import company_list, person_list
 
     user: Any = request.user
-    companies = company_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
-    people = person_list(user=user).filter(responsible=user).order_by("-updated_at")[:8]
-    return render(
-        request,
-        "core/home.html",
-        {
-            "companies": companies,
-            "people": people,
-            "company_count": company_list(user=user).count() if can(user, "company", "view") else 0,
-            "person_count": person_list(user=user).count() if can(user, "person", "view") else 0,
-        },
+    context = desk_context(request)
+    context["company_count"] = (
+        company_list(user=user).count() if can(user, "company", "view") else 0
     )
+    context["person_count"] = person_list(user=user).count() if can(user, "person", "view") else 0
+    if getattr(request, "htmx", False) and request.GET.get("client"):
+        return render(request, "activities/_desk_client.html", context)
+    return render(request, "core/home.html", context)
 
 
 @login_required
