@@ -271,3 +271,27 @@ def test_the_work_desk_shows_todays_clients_and_a_chosen_clients_summary(
 def test_the_desk_refuses_a_client_outside_my_scope(alice, carol, make_company, client_for):
     company = make_company(alice, "Acme Foods")
     assert client_for(carol).get("/", {"client": f"company:{company.pk}"}).status_code == 404
+
+
+def test_interactions_list_groups_a_thread_and_hides_other_teams(
+    alice, carol, make_company, client_for
+):
+    from rapport.activities.services import interaction_log
+
+    company = make_company(alice, "Acme")
+    first = interaction_log(
+        actor=alice, data={"kind": "email", "subject": "Offer 42", "company_id": company.pk}
+    )
+    interaction_log(
+        actor=alice,
+        data={
+            "kind": "call",
+            "subject": "About offer 42",
+            "company_id": company.pk,
+            "thread_id": first.thread_id,
+        },
+    )
+    page = client_for(alice).get(reverse("interaction-list"), {"group": "thread"}).content.decode()
+    assert page.count('class="card thread"') == 1
+    assert "About offer 42" in page
+    assert "Offer 42" not in client_for(carol).get(reverse("interaction-list")).content.decode()

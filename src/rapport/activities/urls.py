@@ -3,6 +3,7 @@ from django.urls import path
 from rapport.activities import views
 
 urlpatterns = [
+    path("interactions/", views.interaction_list, name="interaction-list"),
     path("tasks/", views.task_list, name="task-list"),
     path("tasks/new/", views.task_create, name="task-create"),
     path("tasks/<int:task_id>/", views.task_detail, name="task-detail"),

@@ -595,3 +595,56 @@ def desk_context(request: HttpRequest) -> dict[str, Any]:
         "summary_people": people,
         "history": history,
     }
+
+
+# --- interactions list ------------------------------------------------------------------------
+
+
+@login_required
+def interaction_list(request: HttpRequest) -> HttpResponse:
+    """Every interaction the user may see, filtered; optionally grouped by thread."""
+    from rapport.activities.models import InteractionKind, InteractionStatus
+
+    user = _user(request)
+    g = request.GET
+    qs = selectors.interaction_list(user=user)
+    kind = g.get("kind", "")
+    if kind in InteractionKind.values:
+        qs = qs.filter(kind=kind)
+    status = g.get("status", "")
+    if status in InteractionStatus.values:
+        qs = qs.filter(status=status)
+    if _int(g.get("responsible")):
+        qs = qs.filter(responsible_id=_int(g.get("responsible")))
+    for name, lookup in (("date_from", "at__date__gte"), ("date_to", "at__date__lte")):
+        try:
+            if g.get(name):
+                qs = qs.filter(**{lookup: dt.date.fromisoformat(g[name])})
+        except ValueError:
+            messages.error(request, _("Enter a date as YYYY-MM-DD."))
+    if g.get("q"):
+        qs = qs.filter(subject__icontains=g["q"][:200])
+    rows = list(qs.select_related("thread").order_by("-at", "-id")[:300])
+    grouped = g.get("group") == "thread"
+    threads: list[dict[str, Any]] = []
+    if grouped:
+        by: dict[Any, list[Any]] = {}
+        for i in rows:
+            by.setdefault(i.thread_id or f"single-{i.pk}", []).append(i)
+        threads = [
+            {"thread": items[0].thread, "items": sorted(items, key=lambda i: i.at)}
+            for items in by.values()
+        ]
+    return render(
+        request,
+        "activities/interaction_list.html",
+        {
+            "rows": rows,
+            "threads": threads,
+            "grouped": grouped,
+            "f": g,
+            "kinds": InteractionKind.choices,
+            "statuses": InteractionStatus.choices,
+            "managers": user_list(user=user).filter(is_active=True),
+        },
+    )
