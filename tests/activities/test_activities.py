@@ -215,7 +215,7 @@ def test_the_private_ics_feed_lists_my_meetings_and_stops_when_revoked(alice, cl
             "at": timezone.now() + dt.timedelta(days=1),
         },
     )
-    token = feed_create(user=alice)
+    token, _feed = feed_create(user=alice)
     body = client.get(f"/calendar/feed/{token}.ics")
     assert body["Content-Type"].startswith("text/calendar")
     events = Calendar.from_ical(body.content).walk("VEVENT")

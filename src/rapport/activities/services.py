@@ -599,7 +599,7 @@ def reschedule(
     return task_update(actor=actor, task=obj, data=data)
 
 
-def feed_create(*, user: User) -> str:
+def feed_create(*, user: User) -> tuple[str, Any]:
     """A new private ICS address for ``user``; the token is shown once, stored hashed."""
     import hashlib
     import secrets
@@ -607,7 +607,7 @@ def feed_create(*, user: User) -> str:
     from rapport.activities.models import CalendarFeed
 
     token = "cal_" + secrets.token_urlsafe(24)
-    CalendarFeed.objects.create(
+    feed = CalendarFeed.objects.create(
         user=user, digest=hashlib.sha256(token.encode()).hexdigest(), prefix=token[:10]
     )
     audit_record(
@@ -617,7 +617,7 @@ def feed_create(*, user: User) -> str:
         action="update",
         changes={"calendar_feed": [None, token[:10] + "…"]},
     )
-    return token
+    return token, feed
 
 
 def feed_revoke(*, user: User, feed_id: int) -> None:

@@ -510,7 +510,7 @@ def calendar_plan(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def calendar_feed_create(request: HttpRequest) -> HttpResponse:
-    token = services.feed_create(user=_user(request))
+    token, _feed = services.feed_create(user=_user(request))
     request.session["new_calendar_feed"] = request.build_absolute_uri(f"/calendar/feed/{token}.ics")
     return redirect("calendar")
 
