@@ -90,6 +90,9 @@ class User(AbstractUser):
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
     language = models.CharField(_("language"), max_length=10, blank=True)
     phone = models.CharField(_("phone"), max_length=40, blank=True)
+    email_notify_kinds = models.JSONField(
+        _("notifications also sent by email"), default=list, blank=True
+    )
 
     class Meta:
         ordering = ["username"]

@@ -29,6 +29,7 @@ USER_FIELDS = [
     "language",
     "phone",
     "is_active",
+    "email_notify_kinds",
 ]
 
 
@@ -105,13 +106,28 @@ def user_create(
 @transaction.atomic
 def user_update(*, actor: User, user: User, **fields: Any) -> User:
     """Change a user. Admins change anyone; a user changes their own preferences only."""
-    own_prefs = {"first_name", "last_name", "email", "time_zone", "language", "phone"}
+    own_prefs = {
+        "first_name",
+        "last_name",
+        "email",
+        "time_zone",
+        "language",
+        "phone",
+        "email_notify_kinds",
+    }
     if actor.pk != user.pk or not set(fields) <= own_prefs:
         _require_admin(actor)
     unknown = set(fields) - set(USER_FIELDS)
     if unknown:
         raise FieldErrors({k: [_("This field cannot be changed here.")] for k in unknown})
     errors = _check_prefs(fields.get("time_zone", ""), fields.get("language", ""))
+    if "email_notify_kinds" in fields:
+        from rapport.activities.models import NotificationKind
+
+        kinds = [str(k) for k in fields["email_notify_kinds"] or []]
+        if set(kinds) - set(NotificationKind.values):
+            errors["email_notify_kinds"] = [_("Unknown notification kind.")]
+        fields["email_notify_kinds"] = sorted(set(kinds))
     if errors:
         raise FieldErrors(errors)
     before = snapshot(user, USER_FIELDS)

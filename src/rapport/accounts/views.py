@@ -40,6 +40,12 @@ def _admin(request: HttpRequest) -> User:
 TIME_ZONES = sorted(zoneinfo.available_timezones())
 
 
+def _notify_kinds() -> list[tuple[str, Any]]:
+    from rapport.activities.models import NotificationKind
+
+    return list(NotificationKind.choices)
+
+
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     user = _user(request)
@@ -57,6 +63,7 @@ def profile(request: HttpRequest) -> HttpResponse:
                     email=request.POST.get("email", ""),
                     time_zone=request.POST.get("time_zone", ""),
                     language=request.POST.get("language", ""),
+                    email_notify_kinds=request.POST.getlist("email_notify_kinds"),
                 )
                 messages.success(request, _("Preferences saved."))
                 return redirect("profile")
@@ -86,6 +93,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             "languages": settings.LANGUAGES,
             "time_zones": TIME_ZONES,
             "tokens": selectors.api_token_list(user=user),
+            "notify_kinds": _notify_kinds(),
             "new_token": new_token,
             "errors": errors,
         },

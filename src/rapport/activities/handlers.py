@@ -45,3 +45,28 @@ def deal_stalled_reminder(event: OutboxEvent) -> None:
                 "origin_key": breach,
             },
         )
+
+
+@handler("notification.created", key="activities.notification_email")
+def notification_email(event: OutboxEvent) -> None:
+    """Email a notification to a user who chose its kind. At least once: a retry after a
+    crash sends the same Message-ID, so mail clients show it once."""
+    from django.conf import settings
+    from django.core.mail import EmailMessage
+    from django.utils import translation
+
+    from rapport.activities.models import Notification
+
+    note = Notification.objects.filter(pk=event.object_id).select_related("user").first()
+    if note is None or not note.user.email or note.kind not in (note.user.email_notify_kinds or []):
+        return
+    with translation.override(note.user.language or settings.LANGUAGE_CODE):
+        link = f"{settings.RAPPORT_BASE_URL.rstrip('/')}{note.url}" if note.url else ""
+        body = "\n\n".join(part for part in (note.title, note.body, link) if part)
+        message = EmailMessage(
+            subject=f"Rapport: {note.title}",
+            body=body,
+            to=[note.user.email],
+            headers={"Message-ID": f"<notification-{note.pk}-{note.key}@rapport>"},
+        )
+    message.send(fail_silently=False)

@@ -510,9 +510,12 @@ def notify(
     """A notification for ``user_id`` unless one with ``key`` exists (exactly once)."""
     try:
         with transaction.atomic():
-            return Notification.objects.create(
+            note = Notification.objects.create(
                 user_id=user_id, kind=kind, key=key[:160], title=title[:300], body=body, url=url
             )
+            # The email (for those who asked for this kind) goes out from the worker.
+            event_record(name="notification.created", object_type="notification", object_id=note.pk)
+            return note
     except IntegrityError:
         return None
 
