@@ -285,3 +285,64 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
+
+
+class CalDavAccount(models.Model):
+    """A user's link to one calendar on a CalDAV server, synced both ways by the worker.
+
+    The password is stored as typed (no encryption library is installed; see
+    docs/decisions/0003-calendar-sync.md) and is never rendered back into a page."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="caldav_account"
+    )
+    server_url = models.URLField(_("server address"), max_length=500)
+    username = models.CharField(_("user name"), max_length=200, blank=True)
+    password = models.CharField(_("password"), max_length=500, blank=True)
+    calendar_name = models.CharField(_("calendar"), max_length=200, blank=True)
+    calendar_url = models.URLField(_("calendar address"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sync_at = models.DateTimeField(_("last sync"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("CalDAV account")
+        verbose_name_plural = _("CalDAV accounts")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.server_url}"
+
+
+class SyncedKind(models.TextChoices):
+    INTERACTION = "interaction", _("interaction")
+    TASK = "task", _("task")
+
+
+class SyncedItem(models.Model):
+    """One Rapport interaction or task as it was when last synced with one CalDAV calendar.
+
+    ``object_id`` is empty for a remote item seen but not imported (outside the sync window);
+    a later remote change brings it back for another look."""
+
+    account = models.ForeignKey(CalDavAccount, on_delete=models.CASCADE, related_name="items")
+    kind = models.CharField(max_length=12, choices=SyncedKind.choices)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    href = models.CharField(max_length=500)
+    uid = models.CharField(max_length=500)
+    etag = models.CharField(max_length=200, blank=True)
+    synced_version = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind", "object_id"], name="synceditem_object_uniq"
+            ),
+            models.UniqueConstraint(fields=["account", "uid"], name="synceditem_uid_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}#{self.object_id} ↔ {self.href}"

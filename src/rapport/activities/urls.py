@@ -27,3 +27,12 @@ urlpatterns = [
         "timeline/<str:object_type>/<int:object_id>/task/", views.quick_task, name="timeline-task"
     ),
 ]
+
+# CalDAV two-way sync (the section at the bottom of the calendar page).
+from rapport.activities import caldav_views  # noqa: E402
+
+urlpatterns += [
+    path("calendar/caldav/connect/", caldav_views.caldav_connect, name="caldav-connect"),
+    path("calendar/caldav/disconnect/", caldav_views.caldav_disconnect, name="caldav-disconnect"),
+    path("calendar/caldav/sync/", caldav_views.caldav_sync_now, name="caldav-sync"),
+]
