@@ -84,6 +84,9 @@ PAGE_ROUTES: dict[str, str] = {
     "attachment-add": "record",
     "attachment-download": "record",
     "attachment-remove": "record",
+    "caldav-connect": "self",
+    "caldav-disconnect": "self",
+    "caldav-sync": "self",
 }
 
 
