@@ -776,6 +776,17 @@ def caldav_connect(*, user: User, data: dict[str, Any]) -> CalDavAccount:
     username = str(data.get("username") or "").strip()[:200]
     password = str(data.get("password") or "")[:500]
     calendar_name = str(data.get("calendar_name") or "").strip()[:200] or DEFAULT_CALENDAR
+    calendar_url = str(data.get("calendar_url") or "").strip()
+    if calendar_url:
+        try:
+            URLValidator(schemes=["http", "https"])(calendar_url)
+            check_server_url(calendar_url)
+        except ValidationError:
+            errors["calendar_url"] = [
+                _("Enter a calendar address starting with http:// or https://.")
+            ]
+        except CalDavError as exc:
+            errors["calendar_url"] = [str(exc)]
     account = CalDavAccount.objects.select_for_update().filter(user=user).first()
     if not password and account is None and username:
         errors["password"] = [_("This field is required.")]
@@ -784,10 +795,14 @@ def caldav_connect(*, user: User, data: dict[str, Any]) -> CalDavAccount:
     old = account.server_url if account else None
     if account is None:
         account = CalDavAccount(user=user)
-    elif (account.server_url, account.calendar_name) != (server_url, calendar_name):
+    elif (account.server_url, account.calendar_name) != (server_url, calendar_name) or (
+        calendar_url and calendar_url != account.calendar_url
+    ):
         # Another calendar: what was synced with the old one says nothing about the new one.
         account.items.all().delete()
         account.calendar_url = ""
+    if calendar_url:
+        account.calendar_url = calendar_url
     account.server_url = server_url
     account.username = username
     if password:
