@@ -14,6 +14,7 @@ from ninja.security import APIKeyHeader, HttpBearer, django_auth
 
 from rapport.accounts.services import api_token_authenticate
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
+from rapport.sales.services import StageRequirementsMissing
 
 
 class BearerToken(HttpBearer):
@@ -49,6 +50,26 @@ def error_body(
 ) -> dict[str, Any]:
     """The one error shape: {"error": {"code", "message", "fields", ...}}."""
     return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
+
+
+@api.exception_handler(StageRequirementsMissing)
+def on_stage_requirements(request: HttpRequest, exc: StageRequirementsMissing) -> HttpResponse:
+    """A stage's entry fields are empty: name them, so the caller can send them with the move.
+
+    Registered apart from (and before) FieldErrors, its base class: ninja picks the handler of
+    the most specific class in the exception's MRO.
+    """
+    return api.create_response(
+        request,
+        error_body(
+            "stage_requirements",
+            exc.message,
+            exc.errors,
+            missing=list(exc.missing),
+            stage={"id": exc.stage.pk, "name": exc.stage.name},
+        ),
+        status=422,
+    )
 
 
 @api.exception_handler(FieldErrors)
@@ -118,12 +139,16 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 def _mount() -> None:
     from rapport.accounts.api import router as accounts_router
+    from rapport.activities.api import router as activities_router
     from rapport.core.api import router as core_router
     from rapport.parties.api import router as parties_router
+    from rapport.sales.api import router as sales_router
 
     api.add_router("/", accounts_router)
     api.add_router("/", core_router)
     api.add_router("/", parties_router)
+    api.add_router("/", sales_router)
+    api.add_router("/", activities_router)
 
 
 _mount()

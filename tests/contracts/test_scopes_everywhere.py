@@ -51,6 +51,39 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/person-relations"): "record-fk",
     ("DELETE", "/api/v1/person-relations/{relation_id}"): "record",
     ("POST", "/api/v1/duplicates/check"): "guard",
+    # sales: leads and deals are records; pipelines, stages and loss reasons are configuration
+    ("GET", "/api/v1/leads"): "list",
+    ("POST", "/api/v1/leads"): "create",
+    ("GET", "/api/v1/leads/{lead_id}"): "record",
+    ("PATCH", "/api/v1/leads/{lead_id}"): "record",
+    ("DELETE", "/api/v1/leads/{lead_id}"): "record",
+    ("GET", "/api/v1/leads/{lead_id}/matches"): "record",
+    ("POST", "/api/v1/leads/{lead_id}/convert"): "record",
+    ("POST", "/api/v1/leads/{lead_id}/reject"): "record",
+    ("GET", "/api/v1/pipelines"): "definitions",
+    ("POST", "/api/v1/pipelines"): "admin-write",
+    ("GET", "/api/v1/pipelines/{pipeline_id}"): "definitions",
+    ("PATCH", "/api/v1/pipelines/{pipeline_id}"): "admin-write",
+    ("POST", "/api/v1/pipelines/{pipeline_id}/stages"): "admin-write",
+    ("PUT", "/api/v1/pipelines/{pipeline_id}/stage-order"): "admin-write",
+    ("PATCH", "/api/v1/stages/{stage_id}"): "admin-write",
+    ("DELETE", "/api/v1/stages/{stage_id}"): "admin-write",
+    ("GET", "/api/v1/loss-reasons"): "definitions",
+    ("POST", "/api/v1/loss-reasons"): "admin-write",
+    ("GET", "/api/v1/deals"): "list",
+    ("POST", "/api/v1/deals"): "create",
+    ("GET", "/api/v1/deals/{deal_id}"): "record",
+    ("PATCH", "/api/v1/deals/{deal_id}"): "record",
+    ("DELETE", "/api/v1/deals/{deal_id}"): "record",
+    ("POST", "/api/v1/deals/{deal_id}/restore"): "record",
+    ("POST", "/api/v1/deals/{deal_id}/move"): "record",
+    ("POST", "/api/v1/deals/{deal_id}/win"): "record",
+    ("POST", "/api/v1/deals/{deal_id}/lose"): "record",
+    ("POST", "/api/v1/deals/{deal_id}/reopen"): "record",
+    ("GET", "/api/v1/deals/{deal_id}/history"): "record",
+    ("GET", "/api/v1/pipelines/{pipeline_id}/board"): "list",
+    ("GET", "/api/v1/stages/{stage_id}/deals"): "list",
+    ("GET", "/api/v1/funnel"): "list",
 }
 
 # Page URL names -> kind
@@ -84,6 +117,31 @@ PAGE_ROUTES: dict[str, str] = {
     "attachment-add": "record",
     "attachment-download": "record",
     "attachment-remove": "record",
+    "lead-list": "list",
+    "lead-create": "create",
+    "lead-detail": "record",
+    "lead-edit": "record",
+    "lead-convert": "record",
+    "lead-reject": "record",
+    "deal-list": "list",
+    "deal-export": "list",
+    "deal-create": "create",
+    "deal-detail": "record",
+    "deal-edit": "record",
+    "deal-move": "record",
+    "deal-win": "record",
+    "deal-lose": "record",
+    "deal-reopen": "record",
+    "deal-delete": "record",
+    "deal-restore": "record",
+    "board": "list",
+    "pipeline-board": "list",
+    "board-column": "list",
+    "funnel": "list",
+    "funnel-export": "list",
+    "pipelines": "admin",
+    "pipeline-edit": "admin",
+    "loss-reasons": "admin",
     "caldav-connect": "self",
     "caldav-disconnect": "self",
     "caldav-sync": "self",
@@ -119,7 +177,7 @@ def test_every_route_is_classified():
 
 
 @pytest.fixture
-def world(alice, bob, carol, dan, make_company, make_person):
+def world(alice, bob, carol, dan, make_company, make_person, pipelines, make_deal, make_lead):
     """Alice's (team A) records, and Carol's (team B)."""
     from rapport.parties.services import company_relation_create, person_relation_create
 
@@ -147,6 +205,10 @@ def world(alice, bob, carol, dan, make_company, make_person):
     prel = person_relation_create(
         actor=alice, from_person=a_person, to_person=a_person2, kind="knows"
     )
+    deal = make_deal(
+        alice, "Alpha rollout", pipeline=pipelines["free"], company_id=a_company.pk, amount="900"
+    )
+    lead = make_lead(alice, "Alpha Lead", phone="+7 912 555 66 77", company_name="Alpha Group")
     return {
         "company": a_company,
         "other": a_other,
@@ -155,6 +217,11 @@ def world(alice, bob, carol, dan, make_company, make_person):
         "carol_company": c_company,
         "company_relation": crel,
         "person_relation": prel,
+        "deal": deal,
+        "lead": lead,
+        "pipeline": pipelines["free"],
+        "stage": pipelines["free_stages"][1],
+        "loss_reason": pipelines["price"],
     }
 
 
@@ -167,7 +234,30 @@ def _api_url(path: str, w: dict[str, Any]) -> str:
             "{relation_id}",
             str(w["company_relation"].pk if "company-rel" in path else w["person_relation"].pk),
         )
+        .replace("{deal_id}", str(w["deal"].pk))
+        .replace("{lead_id}", str(w["lead"].pk))
+        .replace("{pipeline_id}", str(w["pipeline"].pk))
+        .replace("{stage_id}", str(w["stage"].pk))
     )
+
+
+def _api_body(method: str, path: str, w: dict[str, Any]) -> dict[str, Any] | None:
+    """A body that passes the schema, so the answer shows the scope check, not validation."""
+    if method == "PATCH":
+        if "/deals/" in path:
+            return {"title": "Hacked"}
+        if "/leads/" in path:
+            return {"name": "Hacked"}
+        return {"city": "Hacked"}
+    if path.endswith("/move"):
+        return {"stage_id": w["stage"].pk}
+    if path.endswith("/lose"):
+        return {"loss_reason_id": w["loss_reason"].pk}
+    if path.endswith("/reject"):
+        return {"reason": "Hacked"}
+    if path.endswith("/win"):
+        return {"amount": "1"}
+    return None
 
 
 def _json(client: Any, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
@@ -182,13 +272,23 @@ def test_another_teams_records_answer_404_on_every_api_record_route(world, carol
     client = client_for(carol)
     record_routes = [(m, p) for (m, p), kind in API_ROUTES.items() if kind == "record"]
     assert record_routes
-    bodies = {"PATCH": {"city": "Hacked"}}
     for method, path in record_routes:
-        response = _json(client, method, _api_url(path, world), bodies.get(method))
+        body = _api_body(method, path, world)
+        response = _json(client, method, _api_url(path, world), body)
         assert response.status_code == 404, (method, path, response.status_code)
     world["company"].refresh_from_db()
     assert world["company"].city == ""
     assert world["company"].deleted_at is None
+    deal, lead = world["deal"], world["lead"]
+    deal.refresh_from_db()
+    lead.refresh_from_db()
+    assert (deal.title, deal.version, deal.status, deal.deleted_at) == (
+        "Alpha rollout",
+        1,
+        "open",
+        None,
+    )
+    assert (lead.name, lead.version, lead.status, lead.deleted_at) == ("Alpha Lead", 1, "new", None)
 
 
 def test_foreign_keys_in_payloads_are_scoped_too(world, carol, client_for):
@@ -232,6 +332,13 @@ def test_another_teams_records_are_absent_from_lists_search_and_totals(world, ca
     for q in ("Alpha", "Alphov", "+7 912 111 22 33", "ivan@alpha.test", "7707083893"):
         assert client.get("/api/v1/search", {"q": q}).json() == [], q
     assert client.get("/api/v1/contact-points").json() == []
+    assert client.get("/api/v1/deals").json()["items"] == []
+    assert client.get("/api/v1/deals", {"q": "Alpha"}).json()["items"] == []
+    assert client.get("/api/v1/leads", {"q": "Alpha"}).json()["items"] == []
+    board = client.get(f"/api/v1/pipelines/{world['pipeline'].pk}/board").json()
+    assert [(c["count"], c["total"]) for c in board["columns"]] == [(0, "0.00")] * 3
+    funnel = client.get("/api/v1/funnel", {"pipeline_id": world["pipeline"].pk}).json()
+    assert (funnel["created"], funnel["by_manager"]) == (0, [])
     page = client.get("/companies/").content.decode()
     assert "Alpha Trading" not in page
     assert "Carol Cargo" in page
@@ -286,8 +393,11 @@ def test_admin_pages_are_404_for_everyone_but_administrators(world, alice, admin
         if kind != "admin":
             continue
         args = [1] if name in ("user-edit", "role-edit", "custom-field-delete") else []
+        if name == "pipeline-edit":
+            args = [world["pipeline"].pk]
         url = reverse(name, args=args)
-        method = "post" if name.endswith("delete") else "get"
+        # loss-reasons takes POST only: a GET would be 405 before the admin check
+        method = "post" if name.endswith("delete") or name == "loss-reasons" else "get"
         assert getattr(client_for(alice), method)(url).status_code == 404, name
     assert client_for(admin_user).get(reverse("users")).status_code == 200
 
@@ -302,8 +412,12 @@ def test_admin_api_writes_are_refused_for_non_admins(alice, client_for):
     )
     assert r.status_code == 403
     assert _json(client, "POST", "/api/v1/teams", {"name": "Rogue"}).status_code == 403
+    assert _json(client, "POST", "/api/v1/pipelines", {"name": "Rogue"}).status_code == 403
+    assert _json(client, "POST", "/api/v1/loss-reasons", {"name": "Rogue"}).status_code == 403
 
 
 def test_unauthenticated_requests_are_refused(db, client):
     assert client.get("/api/v1/companies").status_code == 401
+    assert client.get("/api/v1/deals").status_code == 401
+    assert client.get("/api/v1/leads").status_code == 401
     assert client.get("/companies/").status_code == 302
