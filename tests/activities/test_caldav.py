@@ -263,6 +263,38 @@ def test_a_new_event_on_the_server_becomes_a_planned_meeting(bob, account):
     assert _sync(account).changed == 0
 
 
+def test_an_event_from_the_phone_keeps_its_uid_and_alarm_when_edited_in_rapport(bob, account):
+    from icalendar import Alarm, Event
+
+    _sync(account)
+    server = Server(account)
+    start = (timezone.now() + dt.timedelta(days=3)).replace(microsecond=0)
+    ev = Event()
+    ev.add("uid", "phone-9@example.com")
+    ev.add("dtstamp", timezone.now())
+    ev.add("dtstart", start)
+    ev.add("dtend", start + dt.timedelta(hours=1))
+    ev.add("summary", "Visit the plant")
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", "Reminder")
+    alarm.add("trigger", dt.timedelta(minutes=-15))
+    ev.add_component(alarm)
+    href = server.calendar_path() + "phone-9.ics"
+    server.put(href, ev)
+    _sync(account)
+    meeting = Interaction.objects.get(subject="Visit the plant")
+    # when
+    interaction_update(actor=bob, interaction=meeting, data={"place": "Plant gate 2"})
+    assert _sync(account).pushed == 1
+    # then
+    event = server.get(href)
+    assert str(event["uid"]) == "phone-9@example.com"
+    assert str(event["location"]) == "Plant gate 2"
+    assert [c.name for c in event.subcomponents] == ["VALARM"]
+    assert _sync(account).changed == 0
+
+
 def test_a_conflict_goes_to_the_later_edit_and_the_loser_stays_in_history(bob, account):
     later_on_server = _meeting(bob, "Kick-off")
     later_in_rapport = _meeting(bob, "Review", days=2)

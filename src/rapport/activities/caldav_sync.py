@@ -259,16 +259,54 @@ def _uid(kind: str, pk: int) -> str:
     return f"{kind}-{pk}@rapport"
 
 
-def to_ics(kind: str, obj: Interaction | Task) -> bytes:
-    """One Rapport item as an iCalendar object (VEVENT for interactions, VTODO for tasks)."""
+OWNED = {
+    SyncedKind.INTERACTION: (
+        "dtstart",
+        "dtend",
+        "duration",
+        "summary",
+        "location",
+        "description",
+        "status",
+    ),
+    SyncedKind.TASK: ("summary", "description", "due", "status", "priority", "completed"),
+}
+STAMPS = ("dtstamp", "last-modified", "sequence")
+
+
+def _master(cal: Any, name: str) -> Any:
+    for comp in cal.walk(name):
+        if "RECURRENCE-ID" not in comp:
+            return comp
+    return None
+
+
+def to_ics(kind: str, obj: Interaction | Task, *, base: str | None = None) -> bytes:
+    """One Rapport item as an iCalendar object (VEVENT for interactions, VTODO for tasks).
+
+    With ``base`` (the server's current text) only the properties sync owns are replaced;
+    the UID, alarms, attendees, repeats and anything else a client added are kept."""
     from icalendar import Calendar, Event, Todo
 
-    cal = Calendar()
-    cal.add("prodid", "-//Rapport CRM//EN")
-    cal.add("version", "2.0")
-    comp: Any
+    name = "VEVENT" if isinstance(obj, Interaction) else "VTODO"
+    cal: Any = None
+    comp: Any = None
+    if base:
+        try:
+            cal = Calendar.from_ical(base)
+            comp = _master(cal, name)
+        except ValueError:
+            cal = None
+    if cal is None or comp is None:
+        cal = Calendar()
+        cal.add("prodid", "-//Rapport CRM//EN")
+        cal.add("version", "2.0")
+        comp = Event() if name == "VEVENT" else Todo()
+        comp.add("uid", _uid(kind, obj.pk))
+        cal.add_component(comp)
+    for prop in OWNED[SyncedKind(kind)] + STAMPS:
+        comp.pop(prop, None)
     if isinstance(obj, Interaction):
-        comp = Event()
         comp.add("dtstart", obj.at)
         comp.add("dtend", obj.ends_at or obj.at + dt.timedelta(hours=1))
         comp.add("summary", obj.subject or obj.get_kind_display())
@@ -280,7 +318,6 @@ def to_ics(kind: str, obj: Interaction | Task) -> bytes:
             "status", "CANCELLED" if obj.status == InteractionStatus.CANCELLED else "CONFIRMED"
         )
     else:
-        comp = Todo()
         comp.add("summary", obj.title)
         if obj.description:
             comp.add("description", obj.description)
@@ -290,11 +327,9 @@ def to_ics(kind: str, obj: Interaction | Task) -> bytes:
         comp.add("priority", PRIORITY_OUT.get(Priority(obj.priority), 5))
         if obj.completed_at:
             comp.add("completed", obj.completed_at)
-    comp.add("uid", _uid(kind, obj.pk))
     comp.add("dtstamp", timezone.now())
     comp.add("last-modified", obj.updated_at)
     comp.add("sequence", obj.version)
-    cal.add_component(comp)
     return bytes(cal.to_ical())
 
 
@@ -553,19 +588,25 @@ class _Run:
                 known[href] = found
                 if done:
                     fresh.add(found.pk)
-        changed = [
+        rows = [si for si in known.values() if si.object_id is not None and si.pk not in fresh]
+        objects = self.preload(rows)
+        # Changed on either side: read the server copy (to compare, or to write over it).
+        wanted = [
             si.href
-            for si in known.values()
-            if si.object_id is not None
-            and si.pk not in fresh
-            and si.href in listing
-            and listing[si.href] != si.etag
+            for si in rows
+            if si.href in listing
             and si.href not in self.fetched
+            and (
+                listing[si.href] != si.etag
+                or (
+                    (obj := objects.get((si.kind, si.object_id or 0))) is not None
+                    and obj.version != si.synced_version
+                )
+            )
         ]
-        self.fetched.update(self.remote.fetch(changed) if changed else {})
-        for si in known.values():
-            if si.object_id is not None and si.pk not in fresh:
-                self.reconcile(si, listing)
+        self.fetched.update(self.remote.fetch(wanted) if wanted else {})
+        for si in rows:
+            self.reconcile(si, listing, objects.get((si.kind, si.object_id or 0)))
         for kind in (SyncedKind.INTERACTION, SyncedKind.TASK):
             if kind == SyncedKind.TASK and not self.remote.todos:
                 continue
@@ -622,9 +663,18 @@ class _Run:
             self.report.created += 1
         return si, True
 
-    def reconcile(self, si: SyncedItem, listing: dict[str, str]) -> None:
-        assert si.object_id is not None  # noqa: S101 - the caller filters
-        obj = _load(si.kind, si.object_id)
+    def preload(self, rows: list[SyncedItem]) -> dict[tuple[str, int], Interaction | Task]:
+        """The Rapport records behind the rows, two queries in all (recycle bin included)."""
+        out: dict[tuple[str, int], Interaction | Task] = {}
+        for kind, model in ((SyncedKind.INTERACTION, Interaction), (SyncedKind.TASK, Task)):
+            ids = [si.object_id for si in rows if si.kind == kind and si.object_id is not None]
+            for pk, obj in model.objects.in_bulk(ids).items():
+                out[(str(kind), pk)] = obj
+        return out
+
+    def reconcile(
+        self, si: SyncedItem, listing: dict[str, str], obj: Interaction | Task | None
+    ) -> None:
         mine = obj is not None and obj.responsible_id == self.user.pk and obj.deleted_at is None
         try:
             if si.href not in listing:  # deleted on the server
@@ -681,7 +731,8 @@ class _Run:
         si.save(update_fields=["etag", "synced_version", "synced_at"])
 
     def push(self, si: SyncedItem, obj: Interaction | Task, etag: str) -> None:
-        new_etag = self.remote.put(si.href, to_ics(si.kind, obj), etag=etag)
+        ics = to_ics(si.kind, obj, base=self.fetched.get(si.href))
+        new_etag = self.remote.put(si.href, ics, etag=etag)
         if new_etag is not None:
             self.mark(si, new_etag, obj.version)
             self.report.pushed += 1
@@ -752,7 +803,13 @@ def sync_all(*, username: str | None = None) -> dict[str, SyncReport]:
     accounts = CalDavAccount.objects.select_related("user").filter(user__is_active=True)
     if username:
         accounts = accounts.filter(user__username=username)
-    return {a.user.username: sync_account(a) for a in accounts.order_by("id")}
+    out: dict[str, SyncReport] = {}
+    for account in accounts.order_by("id"):
+        try:
+            out[account.user.username] = sync_account(account)
+        except Exception as exc:  # noqa: BLE001 - logged and stored; the other accounts go on
+            out[account.user.username] = SyncReport(errors=[exc.__class__.__name__])
+    return out
 
 
 # --- connecting and disconnecting -----------------------------------------------------------
