@@ -84,6 +84,22 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/pipelines/{pipeline_id}/board"): "list",
     ("GET", "/api/v1/stages/{stage_id}/deals"): "list",
     ("GET", "/api/v1/funnel"): "list",
+    ("GET", "/api/v1/interactions"): "list",
+    ("POST", "/api/v1/interactions"): "create",
+    ("GET", "/api/v1/interactions/{interaction_id}"): "record",
+    ("PATCH", "/api/v1/interactions/{interaction_id}"): "record",
+    ("GET", "/api/v1/threads/{thread_id}"): "record",
+    ("GET", "/api/v1/tasks"): "list",
+    ("POST", "/api/v1/tasks"): "create",
+    ("GET", "/api/v1/tasks/{task_id}"): "record",
+    ("PATCH", "/api/v1/tasks/{task_id}"): "record",
+    ("GET", "/api/v1/tasks/{task_id}/subtasks"): "record",
+    ("GET", "/api/v1/calendar"): "list",
+    ("GET", "/api/v1/notifications"): "self",
+    ("POST", "/api/v1/notifications/read"): "self",
+    ("GET", "/api/v1/timeline/{object_type}/{object_id}"): "record",
+    ("POST", "/api/v1/calendar/feeds"): "self",
+    ("DELETE", "/api/v1/calendar/feeds/{feed_id}"): "own-token",
 }
 
 # Page URL names -> kind
@@ -145,6 +161,23 @@ PAGE_ROUTES: dict[str, str] = {
     "caldav-connect": "self",
     "caldav-disconnect": "self",
     "caldav-sync": "self",
+    "interaction-list": "list",
+    "task-list": "list",
+    "task-create": "create",
+    "task-detail": "record",
+    "task-edit": "record",
+    "task-status": "record",
+    "notifications": "self",
+    "notifications-read": "self",
+    "timeline": "record",
+    "timeline-log": "record",
+    "timeline-task": "record",
+    "calendar": "list",
+    "calendar-move": "record",
+    "calendar-plan": "create",
+    "calendar-feed-create": "self",
+    "calendar-feed-revoke": "own-token",
+    "calendar-feed": "public",
 }
 
 
@@ -209,7 +242,15 @@ def world(alice, bob, carol, dan, make_company, make_person, pipelines, make_dea
         alice, "Alpha rollout", pipeline=pipelines["free"], company_id=a_company.pk, amount="900"
     )
     lead = make_lead(alice, "Alpha Lead", phone="+7 912 555 66 77", company_name="Alpha Group")
+    from rapport.activities.services import interaction_log, task_create
+
+    interaction = interaction_log(
+        actor=alice, data={"kind": "note", "subject": "Alpha secret", "company_id": a_company.pk}
+    )
+    task = task_create(actor=alice, data={"title": "Alpha task", "company_id": a_company.pk})
     return {
+        "interaction": interaction,
+        "task": task,
         "company": a_company,
         "other": a_other,
         "person": a_person,
@@ -238,6 +279,9 @@ def _api_url(path: str, w: dict[str, Any]) -> str:
         .replace("{lead_id}", str(w["lead"].pk))
         .replace("{pipeline_id}", str(w["pipeline"].pk))
         .replace("{stage_id}", str(w["stage"].pk))
+        .replace("{interaction_id}", str(w["interaction"].pk))
+        .replace("{thread_id}", str(w["interaction"].thread_id))
+        .replace("{task_id}", str(w["task"].pk))
     )
 
 
@@ -248,6 +292,10 @@ def _api_body(method: str, path: str, w: dict[str, Any]) -> dict[str, Any] | Non
             return {"title": "Hacked"}
         if "/leads/" in path:
             return {"name": "Hacked"}
+        if "/tasks/" in path:
+            return {"title": "Hacked"}
+        if "/interactions/" in path:
+            return {"subject": "Hacked"}
         return {"city": "Hacked"}
     if path.endswith("/move"):
         return {"stage_id": w["stage"].pk}
@@ -363,6 +411,13 @@ def test_another_teams_records_answer_404_on_every_page(world, carol, client_for
         ("post", reverse("party-delete", args=["company", c.pk])),
         ("post", reverse("party-restore", args=["person", p.pk])),
         ("post", reverse("relation-add", args=["company", c.pk])),
+        ("get", reverse("task-detail", args=[world["task"].pk])),
+        ("get", reverse("task-edit", args=[world["task"].pk])),
+        ("post", reverse("task-status", args=[world["task"].pk])),
+        ("get", reverse("timeline", args=["company", c.pk])),
+        ("post", reverse("timeline-log", args=["company", c.pk])),
+        ("post", reverse("timeline-task", args=["company", c.pk])),
+        ("post", reverse("attachment-add", args=["company", c.pk])),
     ]
     for method, url in urls:
         assert getattr(client, method)(url).status_code == 404, url

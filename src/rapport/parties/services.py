@@ -180,6 +180,27 @@ def _points_summary(points: list[ContactPoint]) -> list[str]:
     ]
 
 
+def _collections(
+    owner: Company | Person,
+    points: list[ContactPoint] | None,
+    data: dict[str, Any],
+    *,
+    current: bool = False,
+) -> dict[str, Any]:
+    """Contact details and tags as the audit log records them, so a stale edit merges them
+    like plain fields: untouched in the form -> the values saved meanwhile stay (R10)."""
+    out: dict[str, Any] = {}
+    if points is not None:
+        out["contact_points"] = _points_summary(points)
+    if data.get("tags") is not None:
+        out["tags"] = (
+            sorted(owner.tags.values_list("name", flat=True))
+            if current
+            else sorted({n.strip()[:60] for n in data["tags"] if n and n.strip()})
+        )
+    return out
+
+
 def _replace_points(owner: Company | Person, points: list[ContactPoint]) -> None:
     field = "company" if isinstance(owner, Company) else "person"
     ContactPoint.objects.filter(**{field: owner}).delete()
@@ -460,7 +481,6 @@ def company_update(
         ("responsible" if k == "responsible" else k): (v.pk if k == "responsible" and v else v)
         for k, v in fields.items()
     }
-    apply = _check_version(company, "company", version, fields_cmp, before, merge)
     new_points: list[ContactPoint] | None = None
     if "phones" in data or "emails" in data:
         old = _current_points(company)
@@ -479,7 +499,19 @@ def company_update(
         )
         if perr:
             raise FieldErrors(perr)
+    apply = _check_version(
+        company,
+        "company",
+        version,
+        {**fields_cmp, **_collections(company, new_points, data)},
+        {**before, **_collections(company, _current_points(company), data, current=True)},
+        merge,
+    )
+    if "contact_points" not in apply:
+        new_points = None  # a stale form's contact details: the ones saved meanwhile stay
     for k in apply:
+        if k not in fields:
+            continue
         setattr(company, k, fields[k])
     if "short_name" in apply:
         company.name_key = name_key(company.short_name)
@@ -508,7 +540,7 @@ def company_update(
         if old_summary != new_summary:
             _replace_points(company, new_points)
             changes["contact_points"] = [old_summary, new_summary]
-    if data.get("tags") is not None:
+    if data.get("tags") is not None and "tags" in apply:
         old_tags = sorted(company.tags.values_list("name", flat=True))
         tags = _tags(list(data["tags"]))
         if old_tags != [t.name for t in tags]:
@@ -518,7 +550,9 @@ def company_update(
         return company
     changes["version"] = [company.version, company.version + 1]
     company.version += 1
-    company.save(update_fields=[*set(apply), "name_key", "team", "version", "updated_at"])
+    company.save(
+        update_fields=[*(set(apply) & set(fields)), "name_key", "team", "version", "updated_at"]
+    )
     _company_reindex(company)
     audit_record(
         actor=actor, instance=company, object_type="company", action="update", changes=changes
@@ -722,7 +756,6 @@ def person_update(
         raise FieldErrors(errors)
     before = snapshot(person, PERSON_FIELDS)
     fields_cmp = {k: (v.pk if k == "responsible" and v else v) for k, v in fields.items()}
-    apply = _check_version(person, "person", version, fields_cmp, before, merge)
     new_points: list[ContactPoint] | None = None
     if any(k in data for k in ("phones", "emails", "messengers")):
         old = _current_points(person)
@@ -741,7 +774,19 @@ def person_update(
         )
         if perr:
             raise FieldErrors(perr)
+    apply = _check_version(
+        person,
+        "person",
+        version,
+        {**fields_cmp, **_collections(person, new_points, data)},
+        {**before, **_collections(person, _current_points(person), data, current=True)},
+        merge,
+    )
+    if "contact_points" not in apply:
+        new_points = None  # a stale form's contact details: the ones saved meanwhile stay
     for k in apply:
+        if k not in fields:
+            continue
         setattr(person, k, fields[k])
         if k == "time_zone":
             person.time_zone_manual = bool(fields[k])
@@ -781,7 +826,7 @@ def person_update(
                     person=person, company=company, defaults={"position": position, "role": role}
                 )
             changes["employments"] = [old_jobs, new_jobs]
-    if data.get("tags") is not None:
+    if data.get("tags") is not None and "tags" in apply:
         old_tags = sorted(person.tags.values_list("name", flat=True))
         tags = _tags(list(data["tags"]))
         if old_tags != [t.name for t in tags]:
