@@ -631,11 +631,6 @@ def test_an_administrator_builds_a_pipeline(admin_user, client_for):
 # --- known service/selector bugs (reported; the services are not this change's files) ---------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="selectors.deal_list(mine=True) ORs responsible with a coworkers join and does not "
-    "de-duplicate: a deal of mine with two co-workers is counted (and summed) twice",
-)
 def test_my_deals_count_each_deal_once_however_many_coworkers(
     alice, bob, dan, pipelines, client_for
 ):

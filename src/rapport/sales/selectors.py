@@ -89,7 +89,9 @@ def deal_list(
     if f.responsible_id:
         qs = qs.filter(responsible_id=f.responsible_id)
     if f.mine:
-        qs = qs.filter(Q(responsible_id=user.pk) | Q(coworkers=user))
+        # A subquery, not a join: a deal with several co-workers must count once.
+        cowork = Deal.coworkers.through.objects.filter(user_id=user.pk).values("deal_id")
+        qs = qs.filter(Q(responsible_id=user.pk) | Q(pk__in=cowork))
     if f.team_id:
         team = Team.objects.filter(pk=f.team_id).first()
         qs = qs.filter(team__path__startswith=team.path) if team else qs.none()
