@@ -235,6 +235,8 @@ EMAIL_BACKEND = (
     else "django.core.mail.backends.console.EmailBackend"
 )
 RAPPORT_BASE_URL = env_str("RAPPORT_BASE_URL", "http://127.0.0.1:8000")
+# CalDAV servers on this machine (DavMail, a local Radicale) are refused unless allowed.
+CALDAV_ALLOW_LOOPBACK = env_str("CALDAV_ALLOW_LOOPBACK", "") in ("1", "true", "yes")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Background work: django-q2. ORM broker in the same database by default; Redis by REDIS_URL.
