@@ -126,10 +126,25 @@ def with_list_extras(qs: QuerySet[Any]) -> QuerySet[Any]:
     )
 
 
+def _visible_through(user: User, object_type: str, relation: str) -> Q:
+    """Rows whose ``relation`` (a foreign key) is a live record ``user`` may view.
+
+    The same rule as ``scope_q`` on the record itself, applied through the join: the
+    database starts from the few related rows instead of listing every visible record
+    for an ``__in`` subquery (on SQLite that list was ~1M people: 0.5 s a card page).
+    """
+    return Q(**{f"{relation}__isnull": False, f"{relation}__deleted_at__isnull": True}) & scope_q(
+        user,
+        object_type,
+        "view",
+        owner_field=f"{relation}__responsible_id",
+        team_field=f"{relation}__team_id",
+    )
+
+
 def company_people(*, user: User, company: Company) -> QuerySet[Employment]:
-    visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
     return (
-        Employment.objects.filter(company=company, person__in=visible)
+        Employment.objects.filter(_visible_through(user, "person", "person"), company=company)
         .select_related("person")
         .prefetch_related("person__contact_points")
         .order_by("-is_current", "person__last_name", "id")
@@ -137,9 +152,8 @@ def company_people(*, user: User, company: Company) -> QuerySet[Employment]:
 
 
 def person_companies(*, user: User, person: Person) -> QuerySet[Employment]:
-    visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
     return (
-        Employment.objects.filter(person=person, company__in=visible)
+        Employment.objects.filter(_visible_through(user, "company", "company"), person=person)
         .select_related("company")
         .order_by("-is_current", "company__short_name")
     )
@@ -149,38 +163,37 @@ def company_relations(
     *, user: User, company: Company
 ) -> list[tuple[str, CompanyRelation, Company]]:
     """(direction, relation, other company) for every relation to a company the user sees."""
-    visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
     out: list[tuple[str, CompanyRelation, Company]] = []
     for rel in CompanyRelation.objects.filter(
-        from_company=company, to_company__in=visible
+        _visible_through(user, "company", "to_company"), from_company=company
     ).select_related("to_company"):
         out.append(("out", rel, rel.to_company))
     for rel in CompanyRelation.objects.filter(
-        to_company=company, from_company__in=visible
+        _visible_through(user, "company", "from_company"), to_company=company
     ).select_related("from_company"):
         out.append(("in", rel, rel.from_company))
     return out
 
 
 def person_relations(*, user: User, person: Person) -> list[tuple[str, PersonRelation, Person]]:
-    visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
     out: list[tuple[str, PersonRelation, Person]] = []
     for rel in PersonRelation.objects.filter(
-        from_person=person, to_person__in=visible
+        _visible_through(user, "person", "to_person"), from_person=person
     ).select_related("to_person"):
         out.append(("out", rel, rel.to_person))
     for rel in PersonRelation.objects.filter(
-        to_person=person, from_person__in=visible
+        _visible_through(user, "person", "from_person"), to_person=person
     ).select_related("from_person"):
         out.append(("in", rel, rel.from_person))
     return out
 
 
 def company_relation_get(*, user: User, relation_id: int) -> CompanyRelation:
-    visible = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
     rel = (
         CompanyRelation.objects.filter(
-            pk=relation_id, from_company__in=visible, to_company__in=visible
+            _visible_through(user, "company", "from_company"),
+            _visible_through(user, "company", "to_company"),
+            pk=relation_id,
         )
         .select_related("from_company")
         .first()
@@ -191,10 +204,11 @@ def company_relation_get(*, user: User, relation_id: int) -> CompanyRelation:
 
 
 def person_relation_get(*, user: User, relation_id: int) -> PersonRelation:
-    visible = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
     rel = (
         PersonRelation.objects.filter(
-            pk=relation_id, from_person__in=visible, to_person__in=visible
+            _visible_through(user, "person", "from_person"),
+            _visible_through(user, "person", "to_person"),
+            pk=relation_id,
         )
         .select_related("from_person")
         .first()
@@ -220,9 +234,9 @@ def recycle_bin(*, user: User) -> tuple[QuerySet[Company], QuerySet[Person]]:
 def contact_point_list(
     *, user: User, company_id: int | None = None, person_id: int | None = None
 ) -> QuerySet[ContactPoint]:
-    companies = Company.objects.filter(scope_q(user, "company", "view"), deleted_at__isnull=True)
-    people = Person.objects.filter(scope_q(user, "person", "view"), deleted_at__isnull=True)
-    qs = ContactPoint.objects.filter(Q(company__in=companies) | Q(person__in=people))
+    qs = ContactPoint.objects.filter(
+        _visible_through(user, "company", "company") | _visible_through(user, "person", "person")
+    )
     if company_id:
         qs = qs.filter(company_id=company_id)
     if person_id:
