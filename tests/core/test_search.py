@@ -77,3 +77,13 @@ def test_search_never_fails_on_odd_input(alice, base):
         "٠٥٠",
     ]:
         search_query(user=alice, q=q)
+
+
+def test_an_email_is_found_through_its_contact_point_and_stays_scoped(alice, carol, base):
+    assert hits(alice, "  IVAN.Petrov@Romashka.ru ") == [("person", base["ivan"].pk)]
+    assert hits(carol, "ivan.petrov@romashka.ru") == []
+
+
+def test_the_start_of_an_email_still_finds_it(alice, base):
+    assert hits(alice, "ivan.petrov@romashka") == [("person", base["ivan"].pk)]
+    assert hits(alice, "ivan.petrov@romashka.r") == [("person", base["ivan"].pk)]
