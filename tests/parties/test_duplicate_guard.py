@@ -83,3 +83,30 @@ def test_deleted_records_are_not_duplicates(alice, romashka):
         find_duplicates(object_type="company", name="Ромашка", tax_id="7707083893", user=alice)
         == []
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alexsandrov Sergei",  # a typo in the first token of the key, after its 4th letter
+        "Alexandrov Sergej",  # a typo in the second
+        "Sergei Alexandrov Ivanovich",  # an extra patronymic
+    ],
+)
+def test_typos_and_an_extra_patronymic_still_match(alice, make_person, name):
+    sergei = make_person(alice, "Sergei", "Alexandrov")
+    found = find_duplicates(object_type="person", name=name, user=alice)
+    assert [c.object_id for c in found] == [sergei.pk], name
+
+
+def test_a_missing_patronymic_still_matches(alice, make_person):
+    ivan = make_person(alice, "Иван", "Петров", middle_name="Сергеевич")
+    found = find_duplicates(object_type="person", name="Petrov Ivan", user=alice)
+    assert [c.object_id for c in found] == [ivan.pk]
+
+
+def test_only_the_best_are_loaded_and_shown(alice, make_person):
+    people = [make_person(alice, "Anna", "Ricci", middle_name=f"M{i}") for i in range(12)]
+    found = find_duplicates(object_type="person", name="Anna Ricci", user=alice, limit=10)
+    assert len(found) == 10
+    assert [c.object_id for c in found] == sorted(p.pk for p in people)[:10]
