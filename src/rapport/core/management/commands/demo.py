@@ -233,6 +233,7 @@ class Command(BaseCommand):
                 kind="reports_to",
             )
         deals = _demo_sales(users, companies)
+        _demo_activities(users, companies)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo loaded: {len(companies)} companies, {len(PEOPLE)} people, {deals} deals; "
@@ -330,3 +331,54 @@ def _demo_sales(users: dict[str, User], companies: list[Company]) -> int:
             actor=users[owner_name], data={**data, "responsible_id": users[owner_name].pk}
         )
     return len(plan)
+
+
+def _demo_activities(users: dict[str, User], companies: list[Company]) -> None:
+    """Today's meetings and calls, a few tasks (one overdue, one with subtasks) for the desk."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from rapport.activities.services import interaction_log, task_create
+
+    today = timezone.localdate()
+
+    def at(days: int, hour: int, minute: int = 0) -> dt.datetime:
+        return timezone.make_aware(
+            dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute))
+        )
+
+    alice, bob = users["alice"], users["bob"]
+    for owner, idx, kind, subject, when, status in (
+        (alice, 0, "meeting", "Contract review", at(0, 11), "planned"),
+        (alice, 2, "call", "Confirm the delivery window", at(0, 15, 30), "planned"),
+        (alice, 0, "call", "Asked for the autumn price list", at(-2, 10), "done"),
+        (alice, 0, "email", "Offer sent", at(-1, 17), "done"),
+        (bob, 1, "meeting", "Tasting at the client's office", at(1, 12), "planned"),
+    ):
+        interaction_log(
+            actor=owner,
+            data={
+                "kind": kind,
+                "status": status,
+                "subject": subject,
+                "at": when,
+                "ends_at": when + dt.timedelta(hours=1) if kind == "meeting" else None,
+                "company_id": companies[idx].pk,
+                "direction": "out" if kind in ("call", "email") else "",
+            },
+        )
+    task_create(
+        actor=alice,
+        data={
+            "title": "Send the signed contract",
+            "due_at": at(-1, 18),
+            "company_id": companies[0].pk,
+        },
+    )
+    tender = task_create(
+        actor=alice,
+        data={"title": "Prepare the hospital tender", "due_at": at(3, 18), "priority": 3},
+    )
+    for title in ("Collect the documents", "Price the bid", "Get the bank guarantee"):
+        task_create(actor=alice, data={"title": title, "parent_id": tender.pk, "due_at": at(2, 12)})
