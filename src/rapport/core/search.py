@@ -20,7 +20,12 @@ from django.db.models.expressions import RawSQL
 from rapport.core.emails import normalize_email
 from rapport.core.models import SearchDocument
 from rapport.core.names import name_tokens
-from rapport.core.phones import national_digits, phone_digits, search_phone_variants
+from rapport.core.phones import (
+    national_digits,
+    parse_phone,
+    phone_digits,
+    search_phone_variants,
+)
 from rapport.core.scopes import scope_q
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -106,18 +111,19 @@ def _email_query(q: str) -> str:
     return parsed.normalized if parsed.valid else ""
 
 
-def _email_owners(email: str, types: list[str], cap: int) -> Q | None:
-    """Records holding ``email`` as a contact point (index ``contact_value_idx``).
+def _contact_owners(channel: str, value: str, types: list[str], cap: int) -> Q | None:
+    """Records holding ``value`` as a contact point (index ``contact_value_idx``).
 
-    None when no record has it: the caller then searches the text as words, so a
-    prefix of a longer address still finds it. An email is found this way because
-    FTS5 answers an address as a phrase query and reads the whole doclist of every
-    token ("gmail", "com": in a third of the documents), 50-120 ms at 1M people.
+    None when no record has it: the caller then searches the text as before, so the
+    start of a longer address or number still finds it. A whole email or phone is
+    found this way because FTS5 answers an address as a phrase query that reads the
+    whole doclist of every token ("gmail", "com": in a third of the documents), and
+    the trigram index is weak on digits: 30-120 ms at 1M people.
     """
     from rapport.parties.models import ContactPoint
 
     rows = list(
-        ContactPoint.objects.filter(channel="email", value=email).values_list(
+        ContactPoint.objects.filter(channel=channel, value=value).values_list(
             "person_id", "company_id"
         )[:cap]
     )
@@ -141,6 +147,10 @@ def search_candidates(
     if not q:
         return base.none()
     if _is_phone_query(q):
+        parsed = parse_phone(q, default_region=settings.DEFAULT_PHONE_REGION)
+        owners = _contact_owners("phone", parsed.e164, types, cap) if parsed.e164 else None
+        if owners is not None:
+            return base.filter(owners)
         variants = search_phone_variants(q, default_region=settings.DEFAULT_PHONE_REGION)
         terms_any = [v for v in variants if len(v) >= 5] or [phone_digits(q)]
         if connection.vendor == "sqlite":
@@ -158,7 +168,7 @@ def search_candidates(
         return base.filter(cond)
     email = _email_query(q)
     if email:
-        owners = _email_owners(email, types, cap)
+        owners = _contact_owners("email", email, types, cap)
         if owners is not None:
             return base.filter(owners)
     words = [w for w in q.split() if _words(w)]
