@@ -49,8 +49,8 @@ class Candidate:
         }
 
 
-def _fuzzy_block(model: type[Company] | type[Person], name: str) -> list[int]:
-    """Ids of records whose name may be close to ``name`` (scored by the caller).
+def _fuzzy_block(model: type[Company] | type[Person], name: str) -> dict[int, str]:
+    """{id: name_key} of live records whose name may be close to ``name``.
 
     Only cheap lookups (prefix queries on common 3-letter prefixes read every matching
     term's doclist on SQLite and a large part of the trigram index on PostgreSQL:
@@ -58,7 +58,7 @@ def _fuzzy_block(model: type[Company] | type[Person], name: str) -> list[int]:
 
     - every token as a whole word in the search index: other word order, the other
       alphabet, extra words such as a patronymic;
-    - with three tokens or more, all but one of them (a missing patronymic);
+    - with three tokens or more, the keys of all but one of them (a missing patronymic);
     - typos through the ``name_key`` B-tree (sorted tokens): keys starting with the
       first token and the first 3 letters of the second (a typo further on), and keys
       starting with the first 4 letters of the first token and ending with the other
@@ -66,14 +66,11 @@ def _fuzzy_block(model: type[Company] | type[Person], name: str) -> list[int]:
     """
     tokens = [t for t in name_tokens(name) if t]
     if not tokens:
-        return []
+        return {}
     object_type = "company" if model is Company else "person"
-    groups = [tokens]
-    if len(tokens) >= 3:
-        groups += [tokens[:i] + tokens[i + 1 :] for i in range(len(tokens))]
     docs = SearchDocument.objects.filter(object_type=object_type, deleted=False).order_by()
     if connection.vendor == "sqlite":
-        match = " OR ".join("(" + " AND ".join(f'"{t}"' for t in g) + ")" for g in groups)
+        match = " AND ".join(f'"{t}"' for t in tokens)
         docs = docs.filter(
             id__in=RawSQL(
                 "SELECT rowid FROM core_searchdocument_fts"
@@ -84,25 +81,25 @@ def _fuzzy_block(model: type[Company] | type[Person], name: str) -> list[int]:
     else:
         # The body is lower case: LIKE (``contains``) is served by the trigram index;
         # ``icontains`` (UPPER(body) LIKE) would read the whole table.
-        cond = Q(pk__in=[])
-        for g in groups:
-            both = Q()
-            for t in g:
-                both &= Q(body__contains=t)
-            cond |= both
-        docs = docs.filter(cond)
-    ids = list(docs.values_list("object_id", flat=True)[:BLOCK_LIMIT])
+        for t in tokens:
+            docs = docs.filter(body__contains=t)
     live = model.objects.filter(deleted_at__isnull=True).order_by()
+    pairs = list(
+        live.filter(id__in=docs.values("object_id")[:BLOCK_LIMIT]).values_list("id", "name_key")
+    )
+    if len(tokens) >= 3:
+        subsets = [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
+        pairs += live.filter(name_key__in=subsets).values_list("id", "name_key")[:RANGE_LIMIT]
     head = f"{tokens[0]} {tokens[1][:3]}" if len(tokens) > 1 else tokens[0][:3]
-    ids += live.filter(name_key__gte=head, name_key__lt=head + "\uffff").values_list(
-        "id", flat=True
+    pairs += live.filter(name_key__gte=head, name_key__lt=head + "\uffff").values_list(
+        "id", "name_key"
     )[:RANGE_LIMIT]
     if len(tokens) > 1:
         first, rest = tokens[0][:4], " " + " ".join(tokens[1:])
-        ids += live.filter(
+        pairs += live.filter(
             name_key__gte=first, name_key__lt=first + "\uffff", name_key__endswith=rest
-        ).values_list("id", flat=True)[:RANGE_LIMIT]
-    return ids
+        ).values_list("id", "name_key")[:RANGE_LIMIT]
+    return dict(pairs)
 
 
 def _may_reach(key: str, other: str, threshold: int) -> bool:
@@ -167,12 +164,10 @@ def find_duplicates(
                 _merge(found, oid, "", 95, _("same email %(email)s") % {"email": value})
     key = name_key(name)
     if key:
-        ids = _fuzzy_block(model, name)
         exact = model.objects.filter(name_key=key, deleted_at__isnull=True).values_list(
-            "id", flat=True
+            "id", "name_key"
         )[:20]
-        ids = list(dict.fromkeys([*exact, *ids]))
-        keys = dict(model.objects.filter(id__in=ids).values_list("id", "name_key"))
+        keys = {**dict(exact), **_fuzzy_block(model, name)}
         for oid, other_key in keys.items():
             if not other_key or (
                 other_key != key and not _may_reach(key, other_key, FUZZY_THRESHOLD)
