@@ -16,7 +16,7 @@ from rapport.core.phones import parse_phones
 from rapport.core.taxids import normalize_tax_id
 from rapport.parties import selectors, services
 from rapport.parties.duplicates import find_duplicates
-from rapport.parties.models import Company, ContactPoint, Person
+from rapport.parties.models import Company, ContactPoint, Employment, Person
 from rapport.parties.schemas import (
     CompanyOut,
     CompanyPage,
@@ -62,7 +62,12 @@ def _points(obj: Company | Person) -> list[dict[str, Any]]:
     ]
 
 
-def company_out(c: Company) -> dict[str, Any]:
+def company_out(
+    c: Company,
+    *,
+    points: list[dict[str, Any]] | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
     return {
         "id": c.pk,
         "version": c.version,
@@ -85,16 +90,34 @@ def company_out(c: Company) -> dict[str, Any]:
         "team_id": c.team_id,
         "source": c.source,
         "notes": c.notes,
-        "tags": [t.name for t in c.tags.all()],
+        "tags": [t.name for t in c.tags.all()] if tags is None else tags,
         "custom_fields": c.custom_fields,
-        "contact_points": _points(c),
+        "contact_points": _points(c) if points is None else points,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "deleted_at": c.deleted_at,
     }
 
 
-def person_out(p: Person) -> dict[str, Any]:
+def person_out(
+    p: Person,
+    *,
+    points: list[dict[str, Any]] | None = None,
+    tags: list[str] | None = None,
+    employments: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    if employments is None:
+        employments = [
+            {
+                "company_id": e.company_id,
+                "company": e.company.short_name,
+                "position": e.position,
+                "role": e.role,
+                "is_current": e.is_current,
+            }
+            for e in p.employments.all()
+            if e.company.deleted_at is None
+        ]
     return {
         "id": p.pk,
         "version": p.version,
@@ -110,24 +133,76 @@ def person_out(p: Person) -> dict[str, Any]:
         "team_id": p.team_id,
         "source": p.source,
         "notes": p.notes,
-        "tags": [t.name for t in p.tags.all()],
+        "tags": [t.name for t in p.tags.all()] if tags is None else tags,
         "custom_fields": p.custom_fields,
-        "contact_points": _points(p),
-        "employments": [
-            {
-                "company_id": e.company_id,
-                "company": e.company.short_name,
-                "position": e.position,
-                "role": e.role,
-                "is_current": e.is_current,
-            }
-            for e in p.employments.all()
-            if e.company.deleted_at is None
-        ],
+        "contact_points": _points(p) if points is None else points,
+        "employments": employments,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "deleted_at": p.deleted_at,
     }
+
+
+# --- list pages: rows of related tables as tuples, one query each -----------------------------
+# A 50-row page through prefetch_related built ~300 model instances and then Pydantic
+# validated every dict again (25-45 ms of Python at 1M people). The list answers are built
+# from tuples here and rendered by the API's own JSON renderer: the same JSON as the
+# schema gives (tests/parties/test_api.py and docs/openapi.json keep it so).
+
+_POINT_FIELDS = ("id", "channel", "kind", "raw", "value", "extension", "valid", "is_primary")
+
+
+def _points_by_owner(owner: str, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    rows = (
+        ContactPoint.objects.filter(**{f"{owner}_id__in": ids})
+        .order_by("position", "id")
+        .values_list(f"{owner}_id", *_POINT_FIELDS)
+    )
+    for owner_id, *values in rows:
+        out[owner_id].append(dict(zip(_POINT_FIELDS, values, strict=True)))
+    return out
+
+
+def _tags_by_owner(model: type[Company] | type[Person], ids: list[int]) -> dict[int, list[str]]:
+    owner = "company_id" if model is Company else "person_id"
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    rows = (
+        model.tags.through.objects.filter(**{f"{owner}__in": ids})
+        .order_by("tag__name")
+        .values_list(owner, "tag__name")
+    )
+    for owner_id, name in rows:
+        out[owner_id].append(name)
+    return out
+
+
+def _employments_by_person(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    rows = (
+        Employment.objects.filter(person_id__in=ids, company__deleted_at__isnull=True)
+        .order_by("id")
+        .values_list(
+            "person_id", "company_id", "company__short_name", "position", "role", "is_current"
+        )
+    )
+    for person_id, company_id, company, position, role, is_current in rows:
+        out[person_id].append(
+            {
+                "company_id": company_id,
+                "company": company,
+                "position": position,
+                "role": role,
+                "is_current": is_current,
+            }
+        )
+    return out
+
+
+def _json(request: HttpRequest, data: Any) -> HttpResponse:
+    from rapport.api import api
+
+    return api.create_response(request, data, status=200)
 
 
 def _if_match(request: HttpRequest) -> int | None:
@@ -208,14 +283,16 @@ def _size(size: int) -> int:
 @router.get("/companies", response={200: CompanyPage, **ERRORS}, summary="List companies")
 def companies_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
     qs = selectors.company_list(user=_user(request), filters=_filters(request, params))
-    qs = qs.prefetch_related("contact_points", "tags")
     page = keyset_page(
-        qs,
+        qs.select_related(None),
         sort=_sort(params.sort, selectors.COMPANY_SORTS),
         cursor=params.cursor,
         size=_size(params.size),
     )
-    return {"items": [company_out(c) for c in page.items], "next_cursor": page.next_cursor}
+    ids = [c.pk for c in page.items]
+    points, tags = _points_by_owner("company", ids), _tags_by_owner(Company, ids)
+    items = [company_out(c, points=points[c.pk], tags=tags[c.pk]) for c in page.items]
+    return _json(request, {"items": items, "next_cursor": page.next_cursor})
 
 
 @router.post(
@@ -295,14 +372,20 @@ def companies_restore(request: HttpRequest, company_id: int) -> Any:
 @router.get("/people", response={200: PersonPage, **ERRORS}, summary="List people")
 def people_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
     qs = selectors.person_list(user=_user(request), filters=_filters(request, params))
-    qs = qs.prefetch_related("contact_points", "tags", "employments__company")
     page = keyset_page(
-        qs,
+        qs.select_related(None),
         sort=_sort(params.sort, selectors.PERSON_SORTS),
         cursor=params.cursor,
         size=_size(params.size),
     )
-    return {"items": [person_out(p) for p in page.items], "next_cursor": page.next_cursor}
+    ids = [p.pk for p in page.items]
+    points, tags = _points_by_owner("person", ids), _tags_by_owner(Person, ids)
+    jobs = _employments_by_person(ids)
+    items = [
+        person_out(p, points=points[p.pk], tags=tags[p.pk], employments=jobs[p.pk])
+        for p in page.items
+    ]
+    return _json(request, {"items": items, "next_cursor": page.next_cursor})
 
 
 @router.post(
