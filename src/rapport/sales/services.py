@@ -440,12 +440,15 @@ def _record_change(
     from_stage: Stage | None,
     from_status: str,
     now: Any,
+    previous: tuple[Any, Any] = (None, None),
 ) -> StageChange:
+    """``previous``: (entered at, deadline) of the stay that ends now, read before the move."""
     seconds = None
     exceeded = False
-    if from_status:
-        seconds = max(0, int((now - deal.stage_entered_at).total_seconds()))
-        exceeded = bool(deal.stage_deadline and deal.stage_deadline < now)
+    since, deadline = previous
+    if from_status and since is not None:
+        seconds = max(0, int((now - since).total_seconds()))
+        exceeded = bool(deadline and deadline < now)
     return StageChange.objects.create(
         deal=deal,
         pipeline_id=deal.pipeline_id,
@@ -461,12 +464,15 @@ def _record_change(
     )
 
 
-def _enter_stage(deal: Deal, stage: Stage | None, now: Any) -> None:
+def _enter_stage(deal: Deal, stage: Stage | None, now: Any) -> tuple[Any, Any]:
+    """Start a new stay; returns the previous one's (entered at, deadline) for the history."""
+    previous = (deal.stage_entered_at, deal.stage_deadline)
     deal.stage = stage
     deal.stage_entered_at = now
     limit = stage.time_limit if stage is not None else None
     deal.stage_deadline = now + limit if limit and deal.status == DealStatus.OPEN else None
     deal.stalled_at = None
+    return previous
 
 
 @transaction.atomic
@@ -596,7 +602,12 @@ def deal_update(
 
 
 def _locked_open(actor: User | None, deal: Deal, version: int | None) -> Deal:
-    deal = Deal.objects.select_for_update().select_related("pipeline", "stage").get(pk=deal.pk)
+    # Lock the deal row only: PostgreSQL refuses FOR UPDATE on the nullable (stage) join side.
+    deal = (
+        Deal.objects.select_for_update(of=("self",))
+        .select_related("pipeline", "stage")
+        .get(pk=deal.pk)
+    )
     _check(actor, "deal", "edit", deal)
     if deal.deleted_at is not None:
         raise FieldErrors.single("deal", _("The deal is in the recycle bin."))
@@ -613,10 +624,16 @@ def _after_move(
     from_status: str,
     now: Any,
     event: str,
+    previous: tuple[Any, Any],
     extra: dict[str, Any] | None = None,
 ) -> Deal:
     change = _record_change(
-        deal, actor=actor, from_stage=from_stage, from_status=from_status, now=now
+        deal,
+        actor=actor,
+        from_stage=from_stage,
+        from_status=from_status,
+        now=now,
+        previous=previous,
     )
     audit_changes: dict[str, Any] = {"version": [deal.version, deal.version + 1]}
     if from_stage != deal.stage:
@@ -663,7 +680,8 @@ def deal_move(
     ``version`` is what the caller saw: a stale one (someone moved it meanwhile) is refused.
     """
     deal = _locked_open(actor, deal, version)
-    target = stage if isinstance(stage, Stage) else Stage.objects.filter(pk=stage).first()
+    # Re-read even a Stage given as an object: its order and state must be the current ones.
+    target = Stage.objects.filter(pk=stage.pk if isinstance(stage, Stage) else stage).first()
     if target is None:
         raise FieldErrors.single("stage_id", _("No such stage."))
     if not deal.pipeline.has_stages:
@@ -693,19 +711,24 @@ def deal_move(
             )
     if fields:
         deal = deal_update(actor=actor, deal=deal, data=fields)
-        deal = Deal.objects.select_for_update().select_related("pipeline", "stage").get(pk=deal.pk)
+        deal = (
+            Deal.objects.select_for_update(of=("self",))
+            .select_related("pipeline", "stage")
+            .get(pk=deal.pk)
+        )
     missing = missing_requirements(deal, target)
     if missing:
         raise StageRequirementsMissing(target, missing)
     now = timezone.now()
     from_stage = deal.stage
-    _enter_stage(deal, target, now)
+    previous = _enter_stage(deal, target, now)
     return _after_move(
         deal,
         actor=actor,
         from_stage=from_stage,
         from_status=DealStatus.OPEN,
         now=now,
+        previous=previous,
         event="deal.stage_changed",
     )
 
@@ -736,13 +759,14 @@ def deal_win(
     deal.status = DealStatus.WON
     deal.won_amount = actual
     deal.closed_at = now
-    _enter_stage(deal, deal.stage, now)
+    previous = _enter_stage(deal, deal.stage, now)
     return _after_move(
         deal,
         actor=actor,
         from_stage=from_stage,
         from_status=DealStatus.OPEN,
         now=now,
+        previous=previous,
         event="deal.won",
         extra={"won_amount": [None, str(actual)]},
     )
@@ -770,13 +794,14 @@ def deal_lose(
     deal.loss_reason = reason
     deal.loss_comment = str(comment or "").strip()[:2000]
     deal.closed_at = now
-    _enter_stage(deal, deal.stage, now)
+    previous = _enter_stage(deal, deal.stage, now)
     return _after_move(
         deal,
         actor=actor,
         from_stage=from_stage,
         from_status=DealStatus.OPEN,
         now=now,
+        previous=previous,
         event="deal.lost",
         extra={"loss_reason": [None, reason.pk], "loss_comment": [None, deal.loss_comment]},
     )
@@ -795,13 +820,14 @@ def deal_reopen(*, actor: User | None, deal: Deal, version: int | None = None) -
     deal.loss_reason = None
     deal.loss_comment = ""
     deal.won_amount = None
-    _enter_stage(deal, deal.stage, now)
+    stay = _enter_stage(deal, deal.stage, now)
     return _after_move(
         deal,
         actor=actor,
         from_stage=deal.stage,
         from_status=previous,
         now=now,
+        previous=stay,
         event="deal.reopened",
     )
 
@@ -968,8 +994,16 @@ def _link_matches(lead: Lead, actor: User | None) -> None:
     """Link the lead to the best visible match when it is certain (phone, email, tax id)."""
     matches = lead_matches(lead, actor)
     strong = 90
+    phones = [lead.phone_e164] if lead.phone_e164 else []
+    emails = [lead.email] if lead.email and "@" in lead.email else []
     for kind, model in (("person", Person), ("company", Company)):
         best = next((c for c in matches[kind] if c.visible and c.score >= strong), None)
+        if best is None and (phones or emails):
+            # The same phone or email is certain, though the guard scores a lone phone lower.
+            exact = find_duplicates(
+                object_type=kind, name="", phones=phones, emails=emails, user=actor
+            )
+            best = next((c for c in exact if c.visible), None)
         if best is not None:
             setattr(lead, kind, model.objects.filter(pk=best.object_id).first())
 
