@@ -660,11 +660,6 @@ def test_funnel_amount_counts_a_deal_once_per_stage(alice, pipelines, client_for
     assert (talks_row["entered"], talks_row["amount"]) == (1, "100.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.stage_save lets is_active=false through while the stage holds open deals "
-    "(stage_delete refuses that); the deals then vanish from the board but stay in the list",
-)
 def test_a_stage_with_open_deals_cannot_be_switched_off(alice, admin_user, pipelines, client_for):
     client = client_for(alice)
     new_deal(client, pipelines["free"], amount="100")

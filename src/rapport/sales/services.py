@@ -272,11 +272,25 @@ def stage_save(
     if stage is None and "name" not in data:
         errors["name"] = [_("This field is required.")]
     fields = _stage_clean(data, errors)
+    if (
+        stage is not None
+        and fields.get("is_active") is False
+        and stage.deals.filter(status=DealStatus.OPEN, deleted_at__isnull=True).exists()
+    ):
+        errors["is_active"] = [_("Move the open deals out of this stage first.")]
     if errors:
         raise FieldErrors(errors)
     created = stage is None
     obj = stage or Stage(pipeline=pipeline)
-    names = ["name", "order", "color", "probability", "time_limit_hours", "required_fields"]
+    names = [
+        "name",
+        "order",
+        "color",
+        "probability",
+        "time_limit_hours",
+        "required_fields",
+        "is_active",
+    ]
     before = {} if created else snapshot(obj, names)
     if created and "order" not in fields:
         last = pipeline.stages.aggregate(m=Max("order"))["m"]
