@@ -436,6 +436,35 @@ def company_create(*, actor: User | None, data: dict[str, Any], force: bool = Fa
     return company
 
 
+def _bank_summary(accounts: list[BankAccount]) -> list[str]:
+    return [f"{a.bank_name}: {a.account_number} {a.bic}".strip() for a in accounts]
+
+
+def _bank_accounts_set(company: Company, wanted: list[dict[str, Any]]) -> list[Any] | None:
+    """The given accounts replace the stored ones in order (the edit page shows the first);
+    stored ones beyond the list stay. Returns [old, new] summaries when anything changed."""
+    stored = list(company.bank_accounts.all())
+    before = _bank_summary(stored)
+    for i, acc in enumerate(wanted):
+        bank, number = (
+            str(acc.get("bank_name") or "").strip(),
+            str(acc.get("account_number") or "").strip(),
+        )
+        if not bank or not number:
+            raise FieldErrors.single(
+                "bank_accounts", _("A bank account needs a bank and an account number.")
+            )
+        if i < len(stored):
+            row = stored[i]
+            row.bank_name, row.account_number = bank, number.replace(" ", "")
+            row.bic = str(acc.get("bic") or "").strip()
+            row.save(update_fields=["bank_name", "account_number", "bic", "updated_at"])
+        else:
+            _bank_account_add(company, acc)
+    after = _bank_summary(list(company.bank_accounts.all()))
+    return [before, after] if before != after else None
+
+
 def _bank_account_add(company: Company, acc: dict[str, Any]) -> BankAccount:
     bank, number = (
         str(acc.get("bank_name") or "").strip(),
@@ -546,6 +575,10 @@ def company_update(
         if old_tags != [t.name for t in tags]:
             company.tags.set(tags)
             changes["tags"] = [old_tags, [t.name for t in tags]]
+    if data.get("bank_accounts") is not None:
+        banks = _bank_accounts_set(company, list(data["bank_accounts"]))
+        if banks is not None:
+            changes["bank_accounts"] = banks
     if not changes:
         return company
     changes["version"] = [company.version, company.version + 1]
