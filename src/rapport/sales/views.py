@@ -161,6 +161,13 @@ def deal_export(request: HttpRequest) -> HttpResponse:
         qs = selectors.deal_list(user=user, filters=_deal_filters(request), action="export")
     except FieldErrors as exc:
         return HttpResponse(str(exc), status=422, content_type="text/plain; charset=utf-8")
+    total = qs.count()
+    if total > EXPORT_LIMIT:
+        message = _("%(n)s deals match; an export takes at most %(limit)s. Narrow the filters.") % {
+            "n": total,
+            "limit": EXPORT_LIMIT,
+        }
+        return HttpResponse(message, status=422, content_type="text/plain; charset=utf-8")
     header = [
         _("Id"),
         _("Title"),
@@ -178,7 +185,7 @@ def deal_export(request: HttpRequest) -> HttpResponse:
     ]
 
     def rows() -> Any:
-        for d in qs.order_by("-id")[:EXPORT_LIMIT].iterator(chunk_size=2000):
+        for d in qs.order_by("-id").iterator(chunk_size=2000):
             yield [
                 d.pk,
                 d.title,
@@ -703,9 +710,7 @@ def board_column(request: HttpRequest, stage_id: int) -> HttpResponse:
 def _period(request: HttpRequest) -> tuple[dt.date, dt.date]:
     today = timezone.localdate()
     date_to = _date(request.GET.get("date_to")) or today
-    date_from = _date(request.GET.get("date_from")) or date_to.replace(day=1) - dt.timedelta(days=0)
-    if not request.GET.get("date_from"):
-        date_from = date_to - dt.timedelta(days=89)
+    date_from = _date(request.GET.get("date_from")) or date_to - dt.timedelta(days=89)
     return date_from, date_to
 
 
