@@ -111,7 +111,8 @@ def _filter_context(user: User) -> dict[str, Any]:
 
 # --- deals ------------------------------------------------------------------------------------
 
-DEAL_SORTS = {"id": "id", "amount": "amount", "expected_close": "expected_close", "title": "title"}
+# Only non-null columns: keyset paging cannot step past a NULL sort value.
+DEAL_SORTS = {"id": "id", "title": "title"}
 
 
 @login_required
