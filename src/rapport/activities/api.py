@@ -18,6 +18,7 @@ from rapport.activities import selectors, services
 from rapport.activities.models import Interaction, Task, Thread
 from rapport.core.errors import FieldErrors
 from rapport.core.pagination import keyset_page
+from rapport.parties.api import _if_match
 
 router = Router(tags=["activities"])
 
@@ -301,16 +302,6 @@ def task_out(t: Task) -> dict[str, Any]:
         "subtasks_total": len(subs),
         "subtasks_done": sum(1 for s in subs if s == "done"),
     }
-
-
-def _if_match(request: HttpRequest) -> int | None:
-    raw = request.headers.get("If-Match")
-    if not raw:
-        return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise FieldErrors.single("If-Match", _("If-Match must hold the record's version number."))
-    return int(value)
 
 
 def _size(size: int) -> int:

@@ -846,23 +846,30 @@ def deal_reopen(*, actor: User | None, deal: Deal, version: int | None = None) -
     )
 
 
+def _soft_delete(actor: User | None, obj: Deal | Lead, object_type: str) -> None:
+    """Move a deal or lead to the recycle bin: audited, with a ``<type>.deleted`` event."""
+    if obj.deleted_at is not None:
+        return
+    obj.deleted_at = timezone.now()
+    obj.deleted_by = actor if actor and actor.pk else None
+    obj.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(
+        actor=actor,
+        instance=obj,
+        object_type=object_type,
+        action="delete",
+        changes={"deleted_at": [None, obj.deleted_at.isoformat()]},
+    )
+    event_record(
+        name=f"{object_type}.deleted", object_type=object_type, object_id=obj.pk, actor=actor
+    )
+
+
 @transaction.atomic
 def deal_delete(*, actor: User | None, deal: Deal) -> None:
     deal = Deal.objects.select_for_update().get(pk=deal.pk)
     _check(actor, "deal", "delete", deal)
-    if deal.deleted_at is not None:
-        return
-    deal.deleted_at = timezone.now()
-    deal.deleted_by = actor if actor and actor.pk else None
-    deal.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
-    audit_record(
-        actor=actor,
-        instance=deal,
-        object_type="deal",
-        action="delete",
-        changes={"deleted_at": [None, deal.deleted_at.isoformat()]},
-    )
-    event_record(name="deal.deleted", object_type="deal", object_id=deal.pk, actor=actor)
+    _soft_delete(actor, deal, "deal")
 
 
 @transaction.atomic
@@ -1244,16 +1251,4 @@ def _first_visible(model: type[Company] | type[Person], candidates: list[Any]) -
 def lead_delete(*, actor: User | None, lead: Lead) -> None:
     lead = Lead.objects.select_for_update().get(pk=lead.pk)
     _check(actor, "lead", "delete", lead)
-    if lead.deleted_at is not None:
-        return
-    lead.deleted_at = timezone.now()
-    lead.deleted_by = actor if actor and actor.pk else None
-    lead.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
-    audit_record(
-        actor=actor,
-        instance=lead,
-        object_type="lead",
-        action="delete",
-        changes={"deleted_at": [None, lead.deleted_at.isoformat()]},
-    )
-    event_record(name="lead.deleted", object_type="lead", object_id=lead.pk, actor=actor)
+    _soft_delete(actor, lead, "lead")
