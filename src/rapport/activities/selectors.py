@@ -18,9 +18,10 @@ from rapport.core.scopes import scope_q
 OPEN = [TaskStatus.OPEN, TaskStatus.IN_PROGRESS]
 
 
-def interaction_list(*, user: User) -> QuerySet[Interaction]:
+def interaction_list(*, user: User, action: str = "view") -> QuerySet[Interaction]:
+    """Interactions ``user`` may ``action`` (view, or export for downloads)."""
     return Interaction.objects.filter(
-        scope_q(user, "interaction", "view"), deleted_at__isnull=True
+        scope_q(user, "interaction", action), deleted_at__isnull=True
     ).select_related("responsible", "company", "person", "deal")
 
 
@@ -37,9 +38,11 @@ def task_list(
     view: str = "mine",
     status: str = "open",
     q: str = "",
+    action: str = "view",
 ) -> QuerySet[Task]:
-    """``view``: mine (assignee or co-executor), team (the user's scope), overdue (mine)."""
-    qs = Task.objects.filter(scope_q(user, "task", "view"), deleted_at__isnull=True)
+    """``view``: mine (assignee or co-executor), team (the user's scope), overdue (mine);
+    ``action``: view, or export for downloads (the export permission's scope)."""
+    qs = Task.objects.filter(scope_q(user, "task", action), deleted_at__isnull=True)
     if view in ("mine", "overdue"):
         qs = qs.filter(Q(responsible=user) | Q(coexecutors=user)).distinct()
     if view == "overdue":

@@ -77,9 +77,12 @@ def _common_filters(qs: QuerySet[Any], f: ListFilters, object_type: str) -> Quer
     return qs
 
 
-def company_list(*, user: User, filters: ListFilters | None = None) -> QuerySet[Company]:
+def company_list(
+    *, user: User, filters: ListFilters | None = None, action: str = "view"
+) -> QuerySet[Company]:
+    """Companies ``user`` may ``action`` (view, or export for downloads), filtered."""
     f = filters or ListFilters()
-    qs = Company.objects.filter(scope_q(user, "company", "view"))
+    qs = Company.objects.filter(scope_q(user, "company", action))
     qs = _common_filters(qs, f, "company")
     if f.kind:
         if f.kind not in CompanyKind.values:
@@ -99,9 +102,12 @@ def company_get(*, user: User, company_id: int, include_deleted: bool = False) -
     return obj
 
 
-def person_list(*, user: User, filters: ListFilters | None = None) -> QuerySet[Person]:
+def person_list(
+    *, user: User, filters: ListFilters | None = None, action: str = "view"
+) -> QuerySet[Person]:
+    """People ``user`` may ``action`` (view, or export for downloads), filtered."""
     f = filters or ListFilters()
-    qs = Person.objects.filter(scope_q(user, "person", "view"))
+    qs = Person.objects.filter(scope_q(user, "person", action))
     qs = _common_filters(qs, f, "person")
     if f.company_id:
         qs = qs.filter(employments__company_id=f.company_id)

@@ -230,9 +230,12 @@ class LeadFilters:
     deleted: bool = False
 
 
-def lead_list(*, user: User, filters: LeadFilters | None = None) -> QuerySet[Lead]:
+def lead_list(
+    *, user: User, filters: LeadFilters | None = None, action: str = "view"
+) -> QuerySet[Lead]:
+    """Leads ``user`` may ``action`` (view, or export for downloads), filtered."""
     f = filters or LeadFilters()
-    qs = Lead.objects.filter(scope_q(user, "lead", "view"), deleted_at__isnull=not f.deleted)
+    qs = Lead.objects.filter(scope_q(user, "lead", action), deleted_at__isnull=not f.deleted)
     if f.status:
         if f.status not in LeadStatus.values:
             raise FieldErrors.single("status", _("Unknown status."))
