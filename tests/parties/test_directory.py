@@ -212,3 +212,40 @@ def test_duplicate_guard_blocks_until_forced(alice):
         company_create(actor=alice, data={"short_name": "Ромашка ООО"})
     forced = company_create(actor=alice, data={"short_name": "Ромашка ООО"}, force=True)
     assert forced.pk
+
+
+def test_adding_an_email_from_another_region_keeps_the_saved_phones_as_they_were(alice):
+    person = person_create(
+        actor=alice,
+        data={
+            "first_name": "Karp",
+            "last_name": "Lobanov",
+            "phones": [{"raw": "8(912)321-03-25"}],
+            "default_region": "RU",
+        },
+    )
+    person_update(
+        actor=alice,
+        person=person,
+        data={"emails": [{"raw": "karp@example.com"}], "default_region": "US"},
+    )
+    phones = list(person.contact_points.filter(channel="phone").values_list("value", "valid"))
+    assert phones == [("+79123210325", True)]
+
+
+def test_a_company_keeps_its_phones_when_its_emails_change_under_another_region(alice):
+    company = company_create(
+        actor=alice,
+        data={
+            "short_name": "Romashka",
+            "phones": [{"raw": "8 (495) 123-45-67"}],
+            "default_region": "RU",
+        },
+    )
+    company_update(
+        actor=alice,
+        company=company,
+        data={"emails": [{"raw": "info@romashka.example"}], "default_region": "IT"},
+    )
+    phones = list(company.contact_points.filter(channel="phone").values_list("value", flat=True))
+    assert phones == ["+74951234567"]

@@ -239,3 +239,11 @@ def national_digits(e164: str) -> str:
     except NumberParseException:
         return ""
     return str(number.national_number or "")
+
+
+def phone_region(e164: str) -> str:
+    """The country (ISO 3166 code) of a number in E.164; "" when unknown."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+    except NumberParseException:
+        return ""

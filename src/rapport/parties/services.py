@@ -25,7 +25,7 @@ from rapport.core.names import name_key, recase, strip_legal_form
 from rapport.core.ownership import parse_date as _parse_date
 from rapport.core.ownership import resolve_responsible as _resolve_responsible
 from rapport.core.ownership import team_for as _team_for
-from rapport.core.phones import parse_phones, timezone_for_phone
+from rapport.core.phones import parse_phones, phone_region, timezone_for_phone
 from rapport.core.scopes import scope_allows
 from rapport.core.search import search_body, search_index
 from rapport.core.taxids import normalize_tax_id
@@ -111,7 +111,9 @@ def contact_points_build(
                 _("Unknown phone kind: %(kind)s.") % {"kind": kind}
             )
             continue
-        for parsed in parse_phones(raw, default_region=default_region):
+        # A number saved before keeps the region it was read with ("region": its country).
+        region = str(item.get("region") or default_region)
+        for parsed in parse_phones(raw, default_region=region):
             points.append(
                 ContactPoint(
                     channel="phone",
@@ -214,6 +216,17 @@ def _current_points(owner: Company | Person) -> list[ContactPoint]:
 
 
 # --- shared checks ----------------------------------------------------------------------------
+
+
+def _kept_points(old: list[ContactPoint], channel: str) -> list[dict[str, Any]]:
+    """Saved contact details as service input; a saved number is read again in its own
+    country, not in the region of the request that keeps it."""
+    return [
+        {"raw": p.raw, "kind": p.kind, "extension": p.extension}
+        | ({"region": phone_region(p.value)} if p.valid and p.value else {})
+        for p in old
+        if p.channel == channel
+    ]
 
 
 def _tags(names: list[str]) -> list[Tag]:
@@ -517,12 +530,8 @@ def company_update(
         phones_in = data.get("phones")
         emails_in = data.get("emails")
         new_points, perr = contact_points_build(
-            phones=phones_in
-            if phones_in is not None
-            else [{"raw": p.raw, "kind": p.kind} for p in old if p.channel == "phone"],
-            emails=emails_in
-            if emails_in is not None
-            else [{"raw": p.raw} for p in old if p.channel == "email"],
+            phones=phones_in if phones_in is not None else _kept_points(old, "phone"),
+            emails=emails_in if emails_in is not None else _kept_points(old, "email"),
             messengers=[],
             default_region=region,
         )
@@ -795,7 +804,7 @@ def person_update(
         region = str(data.get("default_region") or settings.DEFAULT_PHONE_REGION)
 
         def keep(channel: str) -> list[dict[str, Any]]:
-            return [{"raw": p.raw, "kind": p.kind} for p in old if p.channel == channel]
+            return _kept_points(old, channel)
 
         new_points, perr = contact_points_build(
             phones=data["phones"] if data.get("phones") is not None else keep("phone"),
@@ -942,6 +951,56 @@ def party_restore(*, actor: User | None, obj: Company | Person) -> None:
     event_record(
         name=f"{object_type}.restored", object_type=object_type, object_id=obj.pk, actor=actor
     )
+
+
+# Rows that belong to a company or person and go with it when it is purged.
+_OWN_ROWS = {"contactpoint", "employment", "bankaccount", "companyrelation", "personrelation"}
+
+
+def party_purge_blockers(obj: Company | Person) -> list[str]:
+    """What else refers to the record (deals, tasks, files …): a purge would lose it."""
+    from django.db import router
+    from django.db.models.deletion import Collector
+
+    collector = Collector(using=router.db_for_write(type(obj)))
+    collector.collect([obj])
+    found: list[str] = []
+    for model, instances in collector.data.items():
+        if model is type(obj) or model._meta.model_name in _OWN_ROWS:
+            continue
+        if model._meta.auto_created:  # tag links
+            continue
+        found.append(f"{model._meta.verbose_name_plural}: {len(instances)}")
+    for (model, _field_value), objs in collector.field_updates.items():
+        found.append(f"{model._meta.verbose_name_plural}: {len(objs)}")
+    return found
+
+
+@transaction.atomic
+def party_purge(*, actor: User | None, obj: Company | Person, reason: str) -> None:
+    """Remove a record for good (an import's undo): only while nothing else refers to it."""
+    object_type = "company" if isinstance(obj, Company) else "person"
+    _check_write(actor, object_type, "delete", obj)
+    blockers = party_purge_blockers(obj)
+    if blockers:
+        raise FieldErrors.single(
+            "id",
+            _("%(record)s is referred to by other records (%(what)s).")
+            % {"record": str(obj), "what": "; ".join(blockers)},
+        )
+    audit_record(
+        actor=actor,
+        instance=obj,
+        object_type=object_type,
+        action="delete",
+        changes={"purged": [None, reason]},
+    )
+    from rapport.core.models import SearchDocument
+
+    SearchDocument.objects.filter(object_type=object_type, object_id=obj.pk).delete()
+    pk = obj.pk
+    obj.delete()
+    event_record(name=f"{object_type}.purged", object_type=object_type, object_id=pk, actor=actor)
 
 
 # --- relations --------------------------------------------------------------------------------
