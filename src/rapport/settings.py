@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "rapport.parties",
     "rapport.sales",
     "rapport.activities",
+    "rapport.imports",
 ]
 
 MIDDLEWARE = [
@@ -218,6 +219,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = DATA_DIR / "media"
 ATTACHMENT_MAX_MB = env_int("ATTACHMENT_MAX_MB", 25)
+# Largest import file (MB); bigger files are refused with a message before anything is read.
+IMPORT_MAX_MB = env_int("IMPORT_MAX_MB", 200)
 
 # Outgoing email (notifications; later automations). Without EMAIL_HOST it is written to the
 # log instead of being sent.
@@ -270,6 +273,9 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
 # API
 API_PAGE_SIZE = 50
 API_MAX_PAGE_SIZE = 500
+
+# Exports (CSV/XLSX of any list): most rows in one download (exactly this many is allowed).
+EXPORT_MAX_ROWS = env_int("EXPORT_MAX_ROWS", 100_000)
 
 LOGGING: dict[str, Any] = {
     "version": 1,

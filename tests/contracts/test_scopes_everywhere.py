@@ -31,6 +31,7 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/search"): "list",
     ("GET", "/api/v1/history/{object_type}/{object_id}"): "record",
     ("GET", "/api/v1/companies"): "list",
+    ("GET", "/api/v1/companies/export"): "export",
     ("POST", "/api/v1/companies"): "create",
     ("GET", "/api/v1/companies/{company_id}"): "record",
     ("PATCH", "/api/v1/companies/{company_id}"): "record",
@@ -38,6 +39,7 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/companies/{company_id}/restore"): "record",
     ("GET", "/api/v1/companies/{company_id}/relations"): "record",
     ("GET", "/api/v1/people"): "list",
+    ("GET", "/api/v1/people/export"): "export",
     ("POST", "/api/v1/people"): "create",
     ("GET", "/api/v1/people/{person_id}"): "record",
     ("PATCH", "/api/v1/people/{person_id}"): "record",
@@ -53,6 +55,7 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/duplicates/check"): "guard",
     # sales: leads and deals are records; pipelines, stages and loss reasons are configuration
     ("GET", "/api/v1/leads"): "list",
+    ("GET", "/api/v1/leads/export"): "export",
     ("POST", "/api/v1/leads"): "create",
     ("GET", "/api/v1/leads/{lead_id}"): "record",
     ("PATCH", "/api/v1/leads/{lead_id}"): "record",
@@ -71,6 +74,7 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/loss-reasons"): "definitions",
     ("POST", "/api/v1/loss-reasons"): "admin-write",
     ("GET", "/api/v1/deals"): "list",
+    ("GET", "/api/v1/deals/export"): "export",
     ("POST", "/api/v1/deals"): "create",
     ("GET", "/api/v1/deals/{deal_id}"): "record",
     ("PATCH", "/api/v1/deals/{deal_id}"): "record",
@@ -111,10 +115,12 @@ PAGE_ROUTES: dict[str, str] = {
     "profile": "self",
     "token-revoke": "own-token",
     "company-list": "list",
+    "company-export": "export",
     "company-create": "create",
     "company-detail": "record",
     "company-edit": "record",
     "person-list": "list",
+    "person-export": "export",
     "person-create": "create",
     "person-detail": "record",
     "person-edit": "record",
@@ -134,13 +140,14 @@ PAGE_ROUTES: dict[str, str] = {
     "attachment-download": "record",
     "attachment-remove": "record",
     "lead-list": "list",
+    "lead-export": "export",
     "lead-create": "create",
     "lead-detail": "record",
     "lead-edit": "record",
     "lead-convert": "record",
     "lead-reject": "record",
     "deal-list": "list",
-    "deal-export": "list",
+    "deal-export": "export",
     "deal-create": "create",
     "deal-detail": "record",
     "deal-edit": "record",
@@ -154,7 +161,7 @@ PAGE_ROUTES: dict[str, str] = {
     "pipeline-board": "list",
     "board-column": "list",
     "funnel": "list",
-    "funnel-export": "list",
+    "funnel-export": "export",
     "pipelines": "admin",
     "pipeline-edit": "admin",
     "loss-reasons": "admin",
@@ -162,7 +169,9 @@ PAGE_ROUTES: dict[str, str] = {
     "caldav-disconnect": "self",
     "caldav-sync": "self",
     "interaction-list": "list",
+    "interaction-export": "export",
     "task-list": "list",
+    "task-export": "export",
     "task-create": "create",
     "task-detail": "record",
     "task-edit": "record",
@@ -476,3 +485,42 @@ def test_unauthenticated_requests_are_refused(db, client):
     assert client.get("/api/v1/deals").status_code == 401
     assert client.get("/api/v1/leads").status_code == 401
     assert client.get("/companies/").status_code == 302
+
+
+def _download_text(response: Any) -> str:
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return body.decode("utf-8-sig")
+
+
+def _export_urls(world: dict[str, Any]) -> list[str]:
+    """Every export, page and API, as CSV (the funnel for the pipeline of Alice's deal)."""
+    from django.urls import reverse
+
+    urls = [path for (m, path), kind in API_ROUTES.items() if kind == "export"]
+    for name, kind in PAGE_ROUTES.items():
+        if kind == "export":
+            urls.append(reverse(name))
+    return [f"{u}?format=csv&pipeline={world['pipeline'].pk}&view=team&status=" for u in urls]
+
+
+def test_another_teams_records_are_absent_from_every_export(world, alice, carol, client_for):
+    urls = _export_urls(world)
+    assert len(urls) >= 11
+    for url in urls:
+        response = client_for(carol).get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        assert "Alpha" not in _download_text(response), url
+        if "funnel" not in url:
+            assert "Alpha" in _download_text(client_for(alice).get(url)), url
+
+
+def test_every_export_is_404_without_the_export_permission(world, alice, org, client_for):
+    from rapport.accounts.services import role_save
+
+    grid = {obj: dict(actions) for obj, actions in org["manager"].permissions.items()}
+    for actions in grid.values():
+        actions.pop("export", None)
+    role_save(actor=None, role=org["manager"], name="Manager", permissions=grid)
+    client = client_for(alice)
+    for url in _export_urls(world):
+        assert client.get(url).status_code == 404, url

@@ -4,7 +4,9 @@ from rapport.activities import views
 
 urlpatterns = [
     path("interactions/", views.interaction_list, name="interaction-list"),
+    path("interactions/export/", views.interaction_export, name="interaction-export"),
     path("tasks/", views.task_list, name="task-list"),
+    path("tasks/export/", views.task_export, name="task-export"),
     path("tasks/new/", views.task_create, name="task-create"),
     path("tasks/<int:task_id>/", views.task_detail, name="task-detail"),
     path("tasks/<int:task_id>/edit/", views.task_edit, name="task-edit"),

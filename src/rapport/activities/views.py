@@ -7,8 +7,11 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -17,8 +20,15 @@ from rapport.accounts.models import User
 from rapport.accounts.selectors import user_list
 from rapport.activities import selectors, services
 from rapport.activities.forms import QuickLogForm, TaskForm
-from rapport.activities.models import Task, TaskStatus
+from rapport.activities.models import (
+    Interaction,
+    InteractionKind,
+    InteractionStatus,
+    Task,
+    TaskStatus,
+)
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
+from rapport.core.exports import check_export_size, export_response
 from rapport.core.scopes import can, scope_allows
 
 RECORD_TYPES = ("company", "person", "deal", "lead")
@@ -169,20 +179,33 @@ def _task_form(user: User, data: Any, initial: dict[str, Any] | None = None) -> 
     return form
 
 
-@login_required
-def task_list(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+def _task_params(request: HttpRequest) -> tuple[str, str, str]:
+    """The task list's view (mine, team, overdue), status and search text, as the page reads
+    them."""
     view = request.GET.get("view", "mine")
     if view not in ("mine", "team", "overdue"):
         view = "mine"
     status = request.GET.get("status", "open")
     if status not in ("open", "", *TaskStatus.values):
         status = "open"
-    tasks = list(
-        selectors.task_list(user=user, view=view, status=status, q=request.GET.get("q", ""))
+    return view, status, request.GET.get("q", "")
+
+
+def _task_rows(user: User, request: HttpRequest, *, action: str = "view") -> QuerySet[Task]:
+    """The top-level tasks the list shows (subtasks appear as progress), due first."""
+    view, status, q = _task_params(request)
+    return (
+        selectors.task_list(user=user, view=view, status=status, q=q, action=action)
         .filter(parent__isnull=True)
-        .order_by("due_at", "id")[:200]
+        .order_by("due_at", "id")
     )
+
+
+@login_required
+def task_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    view, status, _q = _task_params(request)
+    tasks = list(_task_rows(user, request)[:200])
     return render(
         request,
         "activities/task_list.html",
@@ -193,6 +216,8 @@ def task_list(request: HttpRequest) -> HttpResponse:
             "statuses": TaskStatus.choices,
             "q": request.GET.get("q", ""),
             "can_create": can(user, "task", "create"),
+            "can_export": can(user, "task", "export"),
+            "export_params": _export_params(request),
         },
     )
 
@@ -600,14 +625,14 @@ def desk_context(request: HttpRequest) -> dict[str, Any]:
 # --- interactions list ------------------------------------------------------------------------
 
 
-@login_required
-def interaction_list(request: HttpRequest) -> HttpResponse:
-    """Every interaction the user may see, filtered; optionally grouped by thread."""
-    from rapport.activities.models import InteractionKind, InteractionStatus
-
-    user = _user(request)
+def _interaction_rows(
+    user: User, request: HttpRequest, *, action: str = "view"
+) -> tuple[QuerySet[Interaction], list[str]]:
+    """The interactions the list shows for its filters (kind, status, manager, dates, subject),
+    newest first, and messages about filters that were ignored."""
     g = request.GET
-    qs = selectors.interaction_list(user=user)
+    errors: list[str] = []
+    qs = selectors.interaction_list(user=user, action=action)
     kind = g.get("kind", "")
     if kind in InteractionKind.values:
         qs = qs.filter(kind=kind)
@@ -621,10 +646,177 @@ def interaction_list(request: HttpRequest) -> HttpResponse:
             if g.get(name):
                 qs = qs.filter(**{lookup: dt.date.fromisoformat(g[name])})
         except ValueError:
-            messages.error(request, _("Enter a date as YYYY-MM-DD."))
+            errors.append(_("Enter a date as YYYY-MM-DD."))
     if g.get("q"):
         qs = qs.filter(subject__icontains=g["q"][:200])
-    rows = list(qs.select_related("thread").order_by("-at", "-id")[:300])
+    return qs.order_by("-at", "-id"), errors
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000
+
+
+def _export_params(request: HttpRequest) -> str:
+    """The list's query string without the format: what an export link carries."""
+    params = request.GET.copy()
+    params.pop("format", None)
+    return params.urlencode()
+
+
+def _name(obj: Any) -> str | None:
+    return str(obj) if obj is not None else None
+
+
+def task_export_table(qs: QuerySet[Any]) -> tuple[list[str], Any]:
+    """Header and rows of a tasks spreadsheet; co-executors are read per chunk."""
+    header = [
+        _("Id"),
+        _("Title"),
+        _("Description"),
+        _("Status"),
+        _("Priority"),
+        _("Due"),
+        _("Completed"),
+        _("Assignee"),
+        _("Co-executors"),
+        _("Company"),
+        _("Person"),
+        _("Deal"),
+        _("Subtasks"),
+        _("Subtasks done"),
+        _("Created"),
+    ]
+    qs = qs.prefetch_related("coexecutors")
+
+    def rows() -> Any:
+        for t in qs.iterator(chunk_size=EXPORT_CHUNK):
+            yield [
+                t.pk,
+                t.title,
+                t.description,
+                t.get_status_display(),
+                t.get_priority_display(),
+                t.due_at,
+                t.completed_at,
+                _name(t.responsible),
+                ", ".join(str(u) for u in t.coexecutors.all()) or None,
+                _name(t.company),
+                _name(t.person),
+                _name(t.deal),
+                getattr(t, "n_sub", None),
+                getattr(t, "n_sub_done", None),
+                t.created_at,
+            ]
+
+    return header, rows()
+
+
+def interaction_export_table(qs: QuerySet[Any]) -> tuple[list[str], Any]:
+    """Header and rows of an interactions spreadsheet."""
+    header = [
+        _("Id"),
+        _("When"),
+        _("Kind"),
+        _("Direction"),
+        _("Status"),
+        _("Subject"),
+        _("Text"),
+        _("Result"),
+        _("Duration, minutes"),
+        _("Place"),
+        _("From"),
+        _("To"),
+        _("Company"),
+        _("Person"),
+        _("Deal"),
+        _("Responsible manager"),
+        _("Created"),
+    ]
+
+    def rows() -> Any:
+        for i in qs.iterator(chunk_size=EXPORT_CHUNK):
+            yield [
+                i.pk,
+                i.at,
+                i.get_kind_display(),
+                i.get_direction_display() if i.direction else None,
+                i.get_status_display(),
+                i.subject,
+                i.body,
+                i.result,
+                round(i.duration_seconds / 60, 1) if i.duration_seconds is not None else None,
+                i.place,
+                i.email_from,
+                i.email_to,
+                _name(i.company),
+                _name(i.person),
+                _name(i.deal),
+                _name(i.responsible),
+                i.created_at,
+            ]
+
+    return header, rows()
+
+
+def _export(
+    request: HttpRequest, *, object_type: str, list_name: str, name: str, title: str
+) -> HttpResponseBase:
+    """A list's current filters as XLSX (or ``format=csv``) through the export scope. A refused
+    export (too many rows) goes back to the list with the reason."""
+    user = _user(request)
+    if not can(user, object_type, "export"):
+        raise Http404
+    qs: QuerySet[Any]
+    if object_type == "task":
+        qs = _task_rows(user, request, action="export")
+    else:
+        qs = _interaction_rows(user, request, action="export")[0]
+    try:
+        count = qs.count()
+        check_export_size(count)
+        table = task_export_table if object_type == "task" else interaction_export_table
+        header, rows = table(qs)
+        return export_response(
+            name=name,
+            fmt=request.GET.get("format", ""),
+            header=header,
+            rows=rows,
+            count=count,
+            title=title,
+        )
+    except FieldErrors as exc:
+        messages.error(request, str(exc))
+        return redirect(f"{reverse(list_name)}?{_export_params(request)}")
+
+
+@login_required
+def task_export(request: HttpRequest) -> HttpResponseBase:
+    return _export(
+        request, object_type="task", list_name="task-list", name="tasks", title=_("Tasks")
+    )
+
+
+@login_required
+def interaction_export(request: HttpRequest) -> HttpResponseBase:
+    return _export(
+        request,
+        object_type="interaction",
+        list_name="interaction-list",
+        name="interactions",
+        title=_("Interactions"),
+    )
+
+
+@login_required
+def interaction_list(request: HttpRequest) -> HttpResponse:
+    """Every interaction the user may see, filtered; optionally grouped by thread."""
+    user = _user(request)
+    g = request.GET
+    qs, errors = _interaction_rows(user, request)
+    for error in errors:
+        messages.error(request, error)
+    rows = list(qs.select_related("thread")[:300])
     grouped = g.get("group") == "thread"
     threads: list[dict[str, Any]] = []
     if grouped:
@@ -646,5 +838,7 @@ def interaction_list(request: HttpRequest) -> HttpResponse:
             "kinds": InteractionKind.choices,
             "statuses": InteractionStatus.choices,
             "managers": user_list(user=user).filter(is_active=True),
+            "can_export": can(user, "interaction", "export"),
+            "export_params": _export_params(request),
         },
     )

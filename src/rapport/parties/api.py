@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema, Status
 
 from rapport.core.errors import FieldErrors
+from rapport.core.exports import CONTENT_TYPES
 from rapport.core.pagination import keyset_page
 from rapport.core.phones import parse_phones
 from rapport.core.taxids import normalize_tax_id
@@ -230,7 +231,9 @@ def _payload(body: Any, *, partial: bool) -> dict[str, Any]:
     return data
 
 
-class ListQuery(Schema):
+class ListFilterQuery(Schema):
+    """The filters of the company and people lists (their pages and exports)."""
+
     q: str = ""
     kind: str = ""
     responsible_id: int | None = None
@@ -239,12 +242,39 @@ class ListQuery(Schema):
     company_id: int | None = None
     created_from: dt.date | None = None
     created_to: dt.date | None = None
+
+
+class ListQuery(ListFilterQuery):
     sort: str = "-id"
     cursor: str | None = None
     size: int = settings.API_PAGE_SIZE
 
 
-def _filters(request: HttpRequest, params: ListQuery) -> selectors.ListFilters:
+class ExportQuery(ListFilterQuery):
+    sort: str = "-id"
+    format: Literal["xlsx", "csv"] = "xlsx"
+
+
+EXPORT_DESCRIPTION = (
+    "The list with the same filters (and `cf_<name>=value` custom-field filters) as a CSV "
+    "(UTF-8 with BOM) or XLSX download, through the scope of the export permission (404 "
+    "without it). Text that a spreadsheet could run as a formula is neutralised. More rows "
+    "than the server's EXPORT_MAX_ROWS answer 422 with the count."
+)
+EXPORT_OPENAPI: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "The spreadsheet, as an attachment `<name>-<date>.<csv|xlsx>`.",
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                CONTENT_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+}
+
+
+def _filters(request: HttpRequest, params: ListFilterQuery) -> selectors.ListFilters:
     return selectors.ListFilters(
         q=params.q,
         kind=params.kind,
@@ -293,6 +323,25 @@ def companies_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
     points, tags = _points_by_owner("company", ids), _tags_by_owner(Company, ids)
     items = [company_out(c, points=points[c.pk], tags=tags[c.pk]) for c in page.items]
     return _json(request, {"items": items, "next_cursor": page.next_cursor})
+
+
+@router.get(
+    "/companies/export",
+    response=ERRORS,
+    summary="Export companies (CSV or XLSX)",
+    description=EXPORT_DESCRIPTION,
+    openapi_extra=EXPORT_OPENAPI,
+)
+def companies_export(request: HttpRequest, params: Query[ExportQuery]) -> Any:
+    from rapport.parties.views import party_export
+
+    return party_export(
+        user=_user(request),
+        object_type="company",
+        filters=_filters(request, params),
+        sort=_sort(params.sort, selectors.COMPANY_SORTS),
+        fmt=params.format,
+    )
 
 
 @router.post(
@@ -386,6 +435,25 @@ def people_list(request: HttpRequest, params: Query[ListQuery]) -> Any:
         for p in page.items
     ]
     return _json(request, {"items": items, "next_cursor": page.next_cursor})
+
+
+@router.get(
+    "/people/export",
+    response=ERRORS,
+    summary="Export people (CSV or XLSX)",
+    description=EXPORT_DESCRIPTION,
+    openapi_extra=EXPORT_OPENAPI,
+)
+def people_export(request: HttpRequest, params: Query[ExportQuery]) -> Any:
+    from rapport.parties.views import party_export
+
+    return party_export(
+        user=_user(request),
+        object_type="person",
+        filters=_filters(request, params),
+        sort=_sort(params.sort, selectors.PERSON_SORTS),
+        fmt=params.format,
+    )
 
 
 @router.post(

@@ -11,8 +11,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -23,11 +25,23 @@ from rapport.accounts.selectors import team_list, user_list
 from rapport.activities.views import timeline_context
 from rapport.core.customfields import custom_fields_display, definitions_for
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
+from rapport.core.exports import (
+    check_export_size,
+    custom_field_columns,
+    export_response,
+    in_chunks,
+)
 from rapport.core.pagination import keyset_page
 from rapport.core.scopes import can, scope_allows
 from rapport.core.selectors import attachments_for, audit_for_object
 from rapport.parties import selectors, services
-from rapport.parties.choices import CompanyKind, CompanyRelationKind, PersonRelationKind
+from rapport.parties.choices import (
+    CompanyKind,
+    CompanyRelationKind,
+    EntityType,
+    MessengerKind,
+    PersonRelationKind,
+)
 from rapport.parties.forms import CompanyForm, PersonForm
 from rapport.parties.models import Company, Person
 
@@ -84,6 +98,14 @@ def _filters(request: HttpRequest) -> selectors.ListFilters:
     )
 
 
+def _sort(request: HttpRequest, sorts: dict[str, str]) -> tuple[str, str]:
+    """The list's sort key as asked (allowlisted, default newest first) and its field."""
+    sort_key = request.GET.get("sort", "-id")
+    if sort_key.lstrip("-") not in sorts:
+        sort_key = "-id"
+    return sort_key, ("-" if sort_key.startswith("-") else "") + sorts[sort_key.lstrip("-")]
+
+
 def _columns(
     request: HttpRequest, allowed: dict[str, Any], default: list[str], key: str
 ) -> list[str]:
@@ -114,11 +136,9 @@ def _list_page(request: HttpRequest, *, object_type: str) -> HttpResponse:
         qs = (selectors.company_list if is_company else selectors.person_list)(
             user=user, filters=filters
         )
-        sorts = selectors.COMPANY_SORTS if is_company else selectors.PERSON_SORTS
-        sort_key = request.GET.get("sort", "-id")
-        if sort_key.lstrip("-") not in sorts:
-            sort_key = "-id"
-        sort = ("-" if sort_key.startswith("-") else "") + sorts[sort_key.lstrip("-")]
+        sort_key, sort = _sort(
+            request, selectors.COMPANY_SORTS if is_company else selectors.PERSON_SORTS
+        )
         page = keyset_page(
             selectors.with_list_extras(qs), sort=sort, cursor=request.GET.get("cursor"), size=50
         )
@@ -167,6 +187,8 @@ def _list_page(request: HttpRequest, *, object_type: str) -> HttpResponse:
         "custom_defs": definitions_for(object_type),
         "error": error,
         "can_create": can(user, object_type, "create"),
+        "can_export": can(user, object_type, "export"),
+        "export_params": _export_params(request),
         "f": request.GET,
     }
     template = (
@@ -185,6 +207,225 @@ def company_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def person_list(request: HttpRequest) -> HttpResponse:
     return _list_page(request, object_type="person")
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000
+
+
+def _export_params(request: HttpRequest) -> str:
+    """The list's query string without paging and format: what an export link carries."""
+    params = request.GET.copy()
+    for key in ("cursor", "format", "col"):
+        params.pop(key, None)
+    return params.urlencode()
+
+
+def _joined(values: list[str]) -> str | None:
+    return ", ".join(v for v in values if v) or None
+
+
+def company_export_table(qs: Any) -> tuple[list[str], Any]:
+    """Header and rows of a companies spreadsheet; related rows are read per chunk."""
+    from rapport.parties.api import _points_by_owner, _tags_by_owner
+
+    cf_header, cf_cells = custom_field_columns("company")
+    kinds = dict(CompanyKind.choices)
+    entity_types = dict(EntityType.choices)
+    header = [
+        _("Id"),
+        _("Short name"),
+        _("Full legal name"),
+        _("Entity type"),
+        _("Legal form"),
+        _("Tax id"),
+        _("Registration number"),
+        _("Kinds"),
+        _("Industry"),
+        _("Phones"),
+        _("Emails"),
+        _("Website"),
+        _("City"),
+        _("Country"),
+        _("Legal address"),
+        _("Postal address"),
+        _("Client since"),
+        _("Responsible manager"),
+        _("Team"),
+        _("Tags"),
+        _("Source"),
+        _("Created"),
+        *cf_header,
+    ]
+
+    def rows() -> Any:
+        for chunk in in_chunks(
+            qs.select_related("team").iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK
+        ):
+            ids = [c.pk for c in chunk]
+            points, tags = _points_by_owner("company", ids), _tags_by_owner(Company, ids)
+            for c in chunk:
+                pts = points[c.pk]
+                yield [
+                    c.pk,
+                    c.short_name,
+                    c.full_name,
+                    str(entity_types.get(c.entity_type, c.entity_type)),
+                    c.legal_form,
+                    c.tax_id,
+                    c.registration_number,
+                    _joined([str(kinds.get(k, k)) for k in c.kinds]),
+                    c.industry,
+                    _joined([p["value"] or p["raw"] for p in pts if p["channel"] == "phone"]),
+                    _joined([p["value"] or p["raw"] for p in pts if p["channel"] == "email"]),
+                    c.website,
+                    c.city,
+                    c.country,
+                    c.legal_address,
+                    c.postal_address,
+                    c.client_since,
+                    str(c.responsible) if c.responsible else None,
+                    str(c.team) if c.team else None,
+                    _joined(tags[c.pk]),
+                    c.source,
+                    c.created_at,
+                    *cf_cells(c.custom_fields),
+                ]
+
+    return header, rows()
+
+
+def person_export_table(qs: Any) -> tuple[list[str], Any]:
+    """Header and rows of a people spreadsheet; related rows are read per chunk."""
+    from rapport.parties.api import _employments_by_person, _points_by_owner, _tags_by_owner
+
+    cf_header, cf_cells = custom_field_columns("person")
+    messengers = dict(MessengerKind.choices)
+    header = [
+        _("Id"),
+        _("Last name"),
+        _("First name"),
+        _("Middle name"),
+        _("Phones"),
+        _("Emails"),
+        _("Messengers"),
+        _("Company"),
+        _("Position"),
+        _("Other companies"),
+        _("Birthday"),
+        _("City"),
+        _("Address"),
+        _("Time zone"),
+        _("Responsible manager"),
+        _("Team"),
+        _("Tags"),
+        _("Source"),
+        _("Created"),
+        *cf_header,
+    ]
+
+    def rows() -> Any:
+        for chunk in in_chunks(
+            qs.select_related("team").iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK
+        ):
+            ids = [p.pk for p in chunk]
+            points, tags = _points_by_owner("person", ids), _tags_by_owner(Person, ids)
+            jobs = _employments_by_person(ids)
+            for p in chunk:
+                pts = points[p.pk]
+                mine = sorted(jobs[p.pk], key=lambda j: not j["is_current"])
+                main = mine[0] if mine else None
+                yield [
+                    p.pk,
+                    p.last_name,
+                    p.first_name,
+                    p.middle_name,
+                    _joined([c["value"] or c["raw"] for c in pts if c["channel"] == "phone"]),
+                    _joined([c["value"] or c["raw"] for c in pts if c["channel"] == "email"]),
+                    _joined(
+                        [
+                            f"{messengers.get(c['kind'], c['kind'])}: {c['raw']}"
+                            for c in pts
+                            if c["channel"] == "messenger"
+                        ]
+                    ),
+                    main["company"] if main else None,
+                    main["position"] if main else None,
+                    "; ".join(
+                        f"{j['company']} ({j['position']})" if j["position"] else j["company"]
+                        for j in mine[1:]
+                    )
+                    or None,
+                    p.birthday,
+                    p.city,
+                    p.address,
+                    p.time_zone,
+                    str(p.responsible) if p.responsible else None,
+                    str(p.team) if p.team else None,
+                    _joined(tags[p.pk]),
+                    p.source,
+                    p.created_at,
+                    *cf_cells(p.custom_fields),
+                ]
+
+    return header, rows()
+
+
+def party_export(
+    *, user: User, object_type: str, filters: selectors.ListFilters, sort: str, fmt: str
+) -> HttpResponseBase:
+    """The filtered companies or people ``user`` may export, as a download; raises
+    FieldErrors for a bad filter and ExportTooLarge above EXPORT_MAX_ROWS."""
+    if not can(user, object_type, "export"):
+        raise Http404
+    is_company = object_type == "company"
+    qs = (selectors.company_list if is_company else selectors.person_list)(
+        user=user, filters=filters, action="export"
+    )
+    qs = qs.order_by(sort, "-id" if sort.startswith("-") else "id")
+    count = qs.count()
+    check_export_size(count)
+    table = company_export_table if is_company else person_export_table
+    header, rows = table(qs)
+    return export_response(
+        name="companies" if is_company else "people",
+        fmt=fmt,
+        header=header,
+        rows=rows,
+        count=count,
+        title=str(_("Companies") if is_company else _("People")),
+    )
+
+
+def _export_page(request: HttpRequest, *, object_type: str) -> HttpResponseBase:
+    """The list with its current filters and sort as XLSX (or ``format=csv``). A refused
+    export (a bad filter, too many rows) goes back to the list with the reason."""
+    user = _user(request)
+    if not can(user, object_type, "export"):
+        raise Http404
+    sorts = selectors.COMPANY_SORTS if object_type == "company" else selectors.PERSON_SORTS
+    try:
+        return party_export(
+            user=user,
+            object_type=object_type,
+            filters=_filters(request),
+            sort=_sort(request, sorts)[1],
+            fmt=request.GET.get("format", ""),
+        )
+    except FieldErrors as exc:
+        messages.error(request, str(exc))
+        return redirect(f"{reverse(f'{object_type}-list')}?{_export_params(request)}")
+
+
+@login_required
+def company_export(request: HttpRequest) -> HttpResponseBase:
+    return _export_page(request, object_type="company")
+
+
+@login_required
+def person_export(request: HttpRequest) -> HttpResponseBase:
+    return _export_page(request, object_type="person")
 
 
 def _manager_choices(user: User) -> list[tuple[Any, str]]:

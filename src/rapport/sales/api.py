@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import prefetch_related_objects
@@ -18,7 +18,14 @@ from ninja import Query, Router, Schema, Status
 from pydantic import BaseModel, Field
 
 from rapport.core.pagination import keyset_page
-from rapport.parties.api import _etag, _if_match, _size, _sort
+from rapport.parties.api import (
+    EXPORT_DESCRIPTION,
+    EXPORT_OPENAPI,
+    _etag,
+    _if_match,
+    _size,
+    _sort,
+)
 from rapport.parties.schemas import ErrorOut
 from rapport.parties.selectors import custom_filters_from
 from rapport.sales import selectors, services
@@ -240,14 +247,24 @@ class BoardQuery(Schema):
     size: int | None = Field(None, description="Cards per column; empty: the board's default")
 
 
-class DealQuery(BoardQuery):
+class DealFilterQuery(BoardQuery):
+    """The deal list's filters: the board's, and pipeline, stage, status, recycle bin."""
+
     pipeline_id: int | None = None
     stage_id: int | None = None
     status: str = ""
     deleted: bool = False
+
+
+class DealQuery(DealFilterQuery):
     sort: str = "-id"
     cursor: str | None = None
     size: int = settings.API_PAGE_SIZE
+
+
+class DealExportQuery(DealFilterQuery):
+    sort: str = "-id"
+    format: Literal["xlsx", "csv"] = "xlsx"
 
 
 class ColumnQuery(BoardQuery):
@@ -256,7 +273,7 @@ class ColumnQuery(BoardQuery):
 
 def _deal_filters(request: HttpRequest, params: BoardQuery) -> selectors.DealFilters:
     extra: dict[str, Any] = {}
-    if isinstance(params, DealQuery):
+    if isinstance(params, DealFilterQuery):
         extra = {
             "pipeline_id": params.pipeline_id,
             "stage_id": params.stage_id,
@@ -281,7 +298,7 @@ def _deal_filters(request: HttpRequest, params: BoardQuery) -> selectors.DealFil
     )
 
 
-class LeadQuery(Schema):
+class LeadFilterQuery(Schema):
     q: str = ""
     status: str = ""
     channel: str = ""
@@ -290,9 +307,30 @@ class LeadQuery(Schema):
     created_from: dt.date | None = None
     created_to: dt.date | None = None
     deleted: bool = False
+
+
+class LeadQuery(LeadFilterQuery):
     sort: str = "-id"
     cursor: str | None = None
     size: int = settings.API_PAGE_SIZE
+
+
+class LeadExportQuery(LeadFilterQuery):
+    sort: str = "-id"
+    format: Literal["xlsx", "csv"] = "xlsx"
+
+
+def _lead_filters(params: LeadFilterQuery) -> selectors.LeadFilters:
+    return selectors.LeadFilters(
+        q=params.q.strip()[:200],
+        status=params.status,
+        channel=params.channel,
+        responsible_id=params.responsible_id,
+        team_id=params.team_id,
+        created_from=params.created_from,
+        created_to=params.created_to,
+        deleted=params.deleted,
+    )
 
 
 CF_DESCRIPTION = "Custom fields filter as `cf_<name>=value` query parameters."
@@ -308,17 +346,7 @@ CF_DESCRIPTION = "Custom fields filter as `cf_<name>=value` query parameters."
     summary="List leads",
 )
 def leads_list(request: HttpRequest, params: Query[LeadQuery]) -> Any:
-    filters = selectors.LeadFilters(
-        q=params.q.strip()[:200],
-        status=params.status,
-        channel=params.channel,
-        responsible_id=params.responsible_id,
-        team_id=params.team_id,
-        created_from=params.created_from,
-        created_to=params.created_to,
-        deleted=params.deleted,
-    )
-    qs = selectors.lead_list(user=_user(request), filters=filters)
+    qs = selectors.lead_list(user=_user(request), filters=_lead_filters(params))
     page = keyset_page(
         qs,
         sort=_sort(params.sort, LEAD_SORTS),
@@ -326,6 +354,25 @@ def leads_list(request: HttpRequest, params: Query[LeadQuery]) -> Any:
         size=_size(params.size),
     )
     return {"items": [lead_out(lead) for lead in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/leads/export",
+    response=ERRORS,
+    tags=["leads"],
+    summary="Export leads (CSV or XLSX)",
+    description=EXPORT_DESCRIPTION,
+    openapi_extra=EXPORT_OPENAPI,
+)
+def leads_export(request: HttpRequest, params: Query[LeadExportQuery]) -> Any:
+    from rapport.sales.views import lead_export_response
+
+    return lead_export_response(
+        user=_user(request),
+        filters=_lead_filters(params),
+        sort=_sort(params.sort, LEAD_SORTS),
+        fmt=params.format,
+    )
 
 
 @router.post(
@@ -598,6 +645,25 @@ def deals_list(request: HttpRequest, params: Query[DealQuery]) -> Any:
         size=_size(params.size),
     )
     return {"items": _deals_out(page.items), "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/deals/export",
+    response=ERRORS,
+    tags=["deals"],
+    summary="Export deals (CSV or XLSX)",
+    description=EXPORT_DESCRIPTION,
+    openapi_extra=EXPORT_OPENAPI,
+)
+def deals_export(request: HttpRequest, params: Query[DealExportQuery]) -> Any:
+    from rapport.sales.views import deal_export_response
+
+    return deal_export_response(
+        user=_user(request),
+        filters=_deal_filters(request, params),
+        sort=_sort(params.sort, DEAL_SORTS),
+        fmt=params.format,
+    )
 
 
 @router.post(

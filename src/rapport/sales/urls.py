@@ -4,6 +4,7 @@ from rapport.sales import views
 
 urlpatterns = [
     path("leads/", views.lead_list, name="lead-list"),
+    path("leads/export/", views.lead_export, name="lead-export"),
     path("leads/new/", views.lead_create, name="lead-create"),
     path("leads/<int:lead_id>/", views.lead_detail, name="lead-detail"),
     path("leads/<int:lead_id>/edit/", views.lead_edit, name="lead-edit"),

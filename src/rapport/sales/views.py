@@ -7,17 +7,17 @@ plain forms with htmx where a fragment is enough.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import decimal
-import io
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -30,6 +30,11 @@ from rapport.accounts.models import User
 from rapport.accounts.selectors import team_list, user_list
 from rapport.core.customfields import custom_fields_display, definitions_for
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
+from rapport.core.exports import (
+    check_export_size,
+    custom_field_columns,
+    export_response,
+)
 from rapport.core.pagination import keyset_page
 from rapport.core.scopes import can, scope_allows
 from rapport.core.selectors import attachments_for, audit_for_object
@@ -115,13 +120,16 @@ def _filter_context(user: User) -> dict[str, Any]:
 DEAL_SORTS = {"id": "id", "title": "title"}
 
 
+def _deal_sort(request: HttpRequest) -> str:
+    sort_key = request.GET.get("sort", "-id")
+    return sort_key if sort_key.lstrip("-") in DEAL_SORTS else "-id"
+
+
 @login_required
 def deal_list(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     error = ""
-    sort_key = request.GET.get("sort", "-id")
-    if sort_key.lstrip("-") not in DEAL_SORTS:
-        sort_key = "-id"
+    sort_key = _deal_sort(request)
     try:
         qs = selectors.deal_list(user=user, filters=_deal_filters(request))
         page = keyset_page(qs, sort=sort_key, cursor=request.GET.get("cursor"), size=50)
@@ -139,6 +147,7 @@ def deal_list(request: HttpRequest) -> HttpResponse:
         "error": error,
         "can_create": can(user, "deal", "create"),
         "can_export": can(user, "deal", "export"),
+        "export_params": _export_params(request),
         "custom_filters": [
             (d, request.GET.get(f"cf_{d.name}", "")) for d in definitions_for("deal")
         ],
@@ -149,90 +158,207 @@ def deal_list(request: HttpRequest) -> HttpResponse:
     return render(request, "sales/deal_list.html", context)
 
 
-EXPORT_LIMIT = 100_000
+# --- exports -----------------------------------------------------------------------------------
+
+EXPORT_CHUNK = 2000
 
 
-@login_required
-def deal_export(request: HttpRequest) -> HttpResponse:
-    """The filtered deal list as CSV or XLSX, for users whose role may export."""
-    user = _user(request)
-    if not can(user, "deal", "export"):
-        raise Http404
-    try:
-        qs = selectors.deal_list(user=user, filters=_deal_filters(request), action="export")
-    except FieldErrors as exc:
-        return HttpResponse(str(exc), status=422, content_type="text/plain; charset=utf-8")
-    total = qs.count()
-    if total > EXPORT_LIMIT:
-        message = _("%(n)s deals match; an export takes at most %(limit)s. Narrow the filters.") % {
-            "n": total,
-            "limit": EXPORT_LIMIT,
-        }
-        return HttpResponse(message, status=422, content_type="text/plain; charset=utf-8")
+def _export_params(request: HttpRequest) -> str:
+    """The list's query string without paging and format: what an export link carries."""
+    params = request.GET.copy()
+    for key in ("cursor", "format"):
+        params.pop(key, None)
+    return params.urlencode()
+
+
+def _name(obj: Any) -> str | None:
+    return str(obj) if obj is not None else None
+
+
+def deal_export_table(qs: QuerySet[Deal]) -> tuple[list[str], Any]:
+    """Header and rows of a deals spreadsheet; co-workers are read per chunk."""
+    cf_header, cf_cells = custom_field_columns("deal")
     header = [
         _("Id"),
         _("Title"),
         _("Company"),
         _("Person"),
+        _("Contact person"),
         _("Pipeline"),
         _("Stage"),
         _("Status"),
         _("Amount"),
         _("Currency"),
         _("Expected close date"),
+        _("Won amount"),
+        _("Loss reason"),
+        _("Closed"),
         _("Responsible manager"),
+        _("Co-workers"),
+        _("Team"),
         _("Source"),
         _("Created"),
+        *cf_header,
     ]
+    qs = qs.select_related("contact", "team", "loss_reason").prefetch_related("coworkers")
 
     def rows() -> Any:
-        for d in qs.order_by("-id").iterator(chunk_size=2000):
+        for d in qs.iterator(chunk_size=EXPORT_CHUNK):
             yield [
                 d.pk,
                 d.title,
-                str(d.company or ""),
-                str(d.person or ""),
+                _name(d.company),
+                _name(d.person),
+                _name(d.contact),
                 d.pipeline.name,
-                d.stage.name if d.stage else "",
+                d.stage.name if d.stage else None,
                 d.get_status_display(),
                 d.amount,
                 d.currency,
                 d.expected_close,
-                str(d.responsible or ""),
+                d.won_amount,
+                _name(d.loss_reason),
+                d.closed_at,
+                _name(d.responsible),
+                ", ".join(str(u) for u in d.coworkers.all()) or None,
+                _name(d.team),
                 d.source,
-                timezone.localtime(d.created_at).replace(tzinfo=None),
+                d.created_at,
+                *cf_cells(d.custom_fields),
             ]
 
-    return _download(request, "deals", header, rows())
+    return header, rows()
 
 
-def _download(request: HttpRequest, name: str, header: list[str], rows: Any) -> HttpResponse:
-    stamp = timezone.localdate().isoformat()
-    if request.GET.get("format") == "csv":
-        buf = io.StringIO()
-        buf.write("\ufeff")  # Excel opens UTF-8 CSV correctly with a BOM
-        writer = csv.writer(buf)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
-        response = HttpResponse(buf.getvalue(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
-        return response
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(name[:31])
-    ws.append(header)
-    for row in rows:
-        ws.append([float(v) if isinstance(v, decimal.Decimal) else v for v in row])
-    out = io.BytesIO()
-    wb.save(out)
-    response = HttpResponse(
-        out.getvalue(),
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+def deal_export_response(
+    *, user: User, filters: selectors.DealFilters, sort: str, fmt: str
+) -> HttpResponseBase:
+    """The filtered deals ``user`` may export, as a download; raises FieldErrors for a bad
+    filter and ExportTooLarge above EXPORT_MAX_ROWS; 404 without the export permission."""
+    if not can(user, "deal", "export"):
+        raise Http404
+    qs = selectors.deal_list(user=user, filters=filters, action="export")
+    qs = qs.order_by(sort, "-id" if sort.startswith("-") else "id")
+    count = qs.count()
+    check_export_size(count)
+    header, rows = deal_export_table(qs)
+    return export_response(
+        name="deals", fmt=fmt, header=header, rows=rows, count=count, title=_("Deals")
     )
-    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.xlsx"'
-    return response
+
+
+def lead_export_table(qs: QuerySet[Lead]) -> tuple[list[str], Any]:
+    """Header and rows of a leads spreadsheet."""
+    cf_header, cf_cells = custom_field_columns("lead")
+    header = [
+        _("Id"),
+        _("Name"),
+        _("Phone"),
+        _("Email"),
+        _("Company name"),
+        _("Product or service"),
+        _("Request"),
+        _("Amount"),
+        _("Currency"),
+        _("Channel"),
+        _("Status"),
+        _("Rejection reason"),
+        _("Source"),
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        _("Company"),
+        _("Person"),
+        _("Responsible manager"),
+        _("Team"),
+        _("Created"),
+        _("Converted"),
+        *cf_header,
+    ]
+    qs = qs.select_related("team")
+
+    def rows() -> Any:
+        for lead in qs.iterator(chunk_size=EXPORT_CHUNK):
+            yield [
+                lead.pk,
+                lead.name,
+                lead.phone,
+                lead.email,
+                lead.company_name,
+                lead.interest,
+                lead.text,
+                lead.amount,
+                lead.currency,
+                lead.get_channel_display(),
+                lead.get_status_display(),
+                lead.reject_reason,
+                lead.source,
+                lead.utm_source,
+                lead.utm_medium,
+                lead.utm_campaign,
+                _name(lead.company),
+                _name(lead.person),
+                _name(lead.responsible),
+                _name(lead.team),
+                lead.created_at,
+                lead.converted_at,
+                *cf_cells(lead.custom_fields),
+            ]
+
+    return header, rows()
+
+
+def lead_export_response(
+    *, user: User, filters: selectors.LeadFilters, sort: str, fmt: str
+) -> HttpResponseBase:
+    """The filtered leads ``user`` may export, as a download (see ``deal_export_response``)."""
+    if not can(user, "lead", "export"):
+        raise Http404
+    qs = selectors.lead_list(user=user, filters=filters, action="export")
+    qs = qs.order_by(sort, "-id" if sort.startswith("-") else "id")
+    count = qs.count()
+    check_export_size(count)
+    header, rows = lead_export_table(qs)
+    return export_response(
+        name="leads", fmt=fmt, header=header, rows=rows, count=count, title=_("Leads")
+    )
+
+
+def _refused(request: HttpRequest, list_name: str, exc: FieldErrors) -> HttpResponse:
+    """Back to the list, filters kept, with the reason an export was refused."""
+    messages.error(request, str(exc))
+    return redirect(f"{reverse(list_name)}?{_export_params(request)}")
+
+
+@login_required
+def deal_export(request: HttpRequest) -> HttpResponseBase:
+    """The deal list with its current filters and sort as XLSX (or ``format=csv``)."""
+    user = _user(request)
+    if not can(user, "deal", "export"):
+        raise Http404
+    try:
+        return deal_export_response(
+            user=user,
+            filters=_deal_filters(request),
+            sort=_deal_sort(request),
+            fmt=request.GET.get("format", ""),
+        )
+    except FieldErrors as exc:
+        return _refused(request, "deal-list", exc)
+
+
+@login_required
+def lead_export(request: HttpRequest) -> HttpResponseBase:
+    """The lead list with its current filters as XLSX (or ``format=csv``)."""
+    user = _user(request)
+    if not can(user, "lead", "export"):
+        raise Http404
+    try:
+        return lead_export_response(
+            user=user, filters=_lead_filters(request), sort="-id", fmt=request.GET.get("format", "")
+        )
+    except FieldErrors as exc:
+        return _refused(request, "lead-list", exc)
 
 
 def _party_choices(user: User, *, companies: bool, selected: list[int | None]) -> list[Any]:
@@ -770,7 +896,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def funnel_export(request: HttpRequest) -> HttpResponse:
+def funnel_export(request: HttpRequest) -> HttpResponseBase:
     if not can(_user(request), "deal", "export"):
         raise Http404
     pipeline, report, error = _funnel_for(request)
@@ -801,17 +927,22 @@ def funnel_export(request: HttpRequest) -> HttpResponse:
         ]
         for r in report.stages
     ]
-    return _download(request, "funnel", header, rows)
+    return export_response(
+        name="funnel",
+        fmt=request.GET.get("format", ""),
+        header=header,
+        rows=rows,
+        count=len(rows),
+        title=_("Funnel"),
+    )
 
 
 # --- leads ------------------------------------------------------------------------------------
 
 
-@login_required
-def lead_list(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+def _lead_filters(request: HttpRequest) -> selectors.LeadFilters:
     g = request.GET
-    filters = selectors.LeadFilters(
+    return selectors.LeadFilters(
         q=g.get("q", "").strip()[:200],
         status=g.get("status", ""),
         channel=g.get("channel", ""),
@@ -820,6 +951,13 @@ def lead_list(request: HttpRequest) -> HttpResponse:
         created_from=_date(g.get("created_from")),
         created_to=_date(g.get("created_to")),
     )
+
+
+@login_required
+def lead_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    g = request.GET
+    filters = _lead_filters(request)
     error = ""
     try:
         page = keyset_page(
@@ -844,6 +982,8 @@ def lead_list(request: HttpRequest) -> HttpResponse:
         "managers": user_list(user=user).filter(is_active=True),
         "teams": team_list(user=user),
         "can_create": can(user, "lead", "create"),
+        "can_export": can(user, "lead", "export"),
+        "export_params": _export_params(request),
     }
     if _is_htmx(request) and g.get("cursor"):
         return render(request, "sales/_lead_rows.html", context)
