@@ -84,7 +84,6 @@ INSTALLED_APPS = [
     "rapport.parties",
     "rapport.sales",
     "rapport.activities",
-    "rapport.imports",
 ]
 
 MIDDLEWARE = [
@@ -219,8 +218,6 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = DATA_DIR / "media"
 ATTACHMENT_MAX_MB = env_int("ATTACHMENT_MAX_MB", 25)
-# Largest import file (MB); bigger files are refused with a message before anything is read.
-IMPORT_MAX_MB = env_int("IMPORT_MAX_MB", 200)
 
 # Outgoing email (notifications; later automations). Without EMAIL_HOST it is written to the
 # log instead of being sent.
