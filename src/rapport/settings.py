@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "rapport.parties",
     "rapport.sales",
     "rapport.activities",
+    "rapport.imports",
 ]
 
 MIDDLEWARE = [
@@ -218,6 +219,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = DATA_DIR / "media"
 ATTACHMENT_MAX_MB = env_int("ATTACHMENT_MAX_MB", 25)
+# Largest import file (MB); bigger files are refused with a message before anything is read.
+IMPORT_MAX_MB = env_int("IMPORT_MAX_MB", 200)
+# A running import whose worker has not checkpointed for this long is marked failed (resumable).
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 120)
 
 # Outgoing email (notifications; later automations). Without EMAIL_HOST it is written to the
 # log instead of being sent.

@@ -126,3 +126,45 @@ def normalize_tax_id(raw: str, *, country: str | None) -> TaxIdResult:
     if not _GENERIC_MIN <= len(cleaned) <= _GENERIC_MAX:
         return TaxIdResult(cleaned, False, "length")
     return TaxIdResult(cleaned, True, None)
+
+
+# The jurisdiction a legal form belongs to, when it belongs to one (an "LLC" may be
+# written by a company of any country, so it is left out; Arabic forms are shared by
+# several Gulf states and only say "not Russian, not Italian").
+_FORM_COUNTRY = {
+    **dict.fromkeys(("ООО", "ОАО", "ЗАО", "ПАО", "АО", "НАО", "ИП", "ГУП", "МУП", "АНО"), "RU"),
+    **dict.fromkeys(("S.r.l.", "S.r.l.s.", "S.p.A.", "S.a.s.", "S.n.c.", "S.a.p.a."), "IT"),
+    **dict.fromkeys(("MMC", "ASC", "QSC"), "AZ"),
+    **dict.fromkeys(("Inc.", "Corp."), "US"),
+    **dict.fromkeys(("ذ.م.م", "ش.م.م", "ش.م.ل", "ش.م.ع", "شركة", "مؤسسة"), "SA"),
+}
+
+
+def country_of_legal_form(form: str | None) -> str | None:
+    """"RU" for ООО, "IT" for S.r.l., "AZ" for MMC …; None when the form says nothing."""
+    return _FORM_COUNTRY.get(form or "")
+
+
+def normalize_tax_id_for(raw: str, *, region: str | None, legal_form: str | None) -> tuple[
+    TaxIdResult, str
+]:
+    """The tax id checked under the country it most likely belongs to, and that country.
+
+    A number valid as an INN or a partita IVA is that; otherwise the region's rules
+    apply, and when they refuse it, the rules of the company's legal form's country
+    (an Azerbaijani "MMC" in a Russian file). The region's verdict is returned when
+    nothing accepts it.
+    """
+    digits = _clean(raw) if isinstance(raw, str) else ""
+    tried: list[str] = []
+    for country in (guess_tax_country(digits), region, country_of_legal_form(legal_form)):
+        if country and country.upper() not in tried:
+            tried.append(country.upper())
+    first: tuple[TaxIdResult, str] | None = None
+    for country in tried or [""]:
+        res = normalize_tax_id(raw, country=country or None)
+        if res.valid:
+            return res, country
+        first = first or (res, country)
+    assert first is not None
+    return first

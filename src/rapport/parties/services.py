@@ -971,8 +971,19 @@ def party_purge_blockers(obj: Company | Person) -> list[str]:
         if model._meta.auto_created:  # tag links
             continue
         found.append(f"{model._meta.verbose_name_plural}: {len(instances)}")
-    for (model, _field_value), objs in collector.field_updates.items():
-        found.append(f"{model._meta.verbose_name_plural}: {len(objs)}")
+    for (fld, _value), batches in collector.field_updates.items():  # SET_NULL references
+        count = sum(
+            b.count() if hasattr(b, "count") and not isinstance(b, list) else len(b)
+            for b in batches
+        )
+        if count:
+            found.append(f"{fld.model._meta.verbose_name_plural}: {count}")
+    for qs in collector.fast_deletes:  # CASCADE rows deleted without loading them
+        if qs.model._meta.model_name in _OWN_ROWS or qs.model._meta.auto_created:
+            continue
+        count = qs.count()
+        if count:
+            found.append(f"{qs.model._meta.verbose_name_plural}: {count}")
     return found
 
 

@@ -1,0 +1,888 @@
+"""The import pipeline: one for the wizard, the API and ``rapport import``.
+
+A run goes: file stored and sniffed → header row and mapping (detected, then adjusted)
+→ every row normalised and validated (nothing written; a row with errors refuses the
+run unless "valid rows only") → rows written in chunks through the directory
+services, each chunk in one transaction together with its report lines and the
+checkpoint (``rows_done``) → done. A worker killed mid-chunk loses only that chunk's
+uncommitted work: the run is marked failed and resumes after the checkpoint. Undo
+walks the report backwards: records the run created are purged, records it updated
+get their previous values back — each only if nobody changed it since.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rapport.accounts.models import User
+from rapport.core.emails import normalize_email
+from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
+from rapport.core.events import event_record
+from rapport.core.phones import parse_phones, phone_region
+from rapport.core.scopes import scope_allows
+from rapport.imports import mapping as mapping_mod
+from rapport.imports.matching import (
+    choose_company,
+    company_candidates,
+    match_company,
+    match_person,
+)
+from rapport.imports.models import (
+    ImportRow,
+    ImportRun,
+    MappingPreset,
+    OnDuplicate,
+    Outcome,
+    RunStatus,
+    Target,
+)
+from rapport.imports.normalize import RowData, normalize_row
+from rapport.imports.readers import (
+    HEADER_SCAN_ROWS,
+    MAX_COLUMNS,
+    ImportFileError,
+    is_empty,
+    iter_rows,
+    sniff,
+)
+from rapport.parties import services as parties
+from rapport.parties.models import Company, ContactPoint, Employment, Person
+
+CHUNK_ROWS = 200
+PREVIEW_ROWS = 20
+
+
+def _import_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_target(actor: User | None, target: str) -> None:
+    if target not in Target.values:
+        raise FieldErrors.single("target", _("Choose what to import: people or companies."))
+    object_type = "person" if target == Target.PEOPLE else "company"
+    if actor is not None and not scope_allows(
+        actor, object_type, "create", owner_id=actor.pk, team_id=actor.team_id
+    ):
+        raise PermissionDenied(_("Your role may not create these records."))
+
+
+# --- a new run --------------------------------------------------------------------------------
+
+
+def run_create(
+    *,
+    actor: User | None,
+    source: Path,
+    file_name: str,
+    target: str,
+    default_region: str = "",
+    copy: bool = True,
+) -> ImportRun:
+    """Store the file, find its format, header row and a first mapping."""
+    _check_target(actor, target)
+    region = (default_region or settings.DEFAULT_PHONE_REGION).upper()
+    if len(region) != 2 or not region.isalpha():
+        raise FieldErrors.single("default_region", _("Enter a two-letter country code."))
+    size = source.stat().st_size
+    limit = int(settings.IMPORT_MAX_MB) * 1024 * 1024
+    if size > limit:
+        raise FieldErrors.single(
+            "file",
+            _("The file is %(size)s MB; an import takes at most %(limit)s MB. Split it.")
+            % {"size": size // (1024 * 1024), "limit": settings.IMPORT_MAX_MB},
+        )
+    try:
+        info = sniff(source, file_name)
+    except ImportFileError as exc:
+        raise FieldErrors.single("file", str(exc)) from exc
+    stored = source
+    if copy:
+        stored = _import_dir() / f"{uuid.uuid4().hex}{Path(file_name).suffix.lower()}"
+        shutil.copyfile(source, stored)
+    digest = hashlib.sha256()
+    with stored.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    run = ImportRun(
+        created_by=actor if actor and actor.pk else None,
+        target=target,
+        file_name=Path(file_name).name[:255],
+        file_path=str(stored),
+        file_size=size,
+        file_sha256=digest.hexdigest(),
+        file_format=info.format,
+        encoding=info.encoding,
+        delimiter=info.delimiter,
+        sheet=info.sheets[0] if info.sheets else "",
+        default_region=region,
+        responsible=actor if actor and actor.pk else None,
+    )
+    _read_header(run, header_row=None)
+    run.save()
+    return run
+
+
+def _head(run: ImportRun) -> list[list[str]]:
+    info = sniff(Path(run.file_path), run.file_name)
+    rows: list[list[str]] = []
+    for row in iter_rows(Path(run.file_path), info, run.sheet):
+        rows.append(row)
+        if len(rows) >= HEADER_SCAN_ROWS:
+            break
+    return rows
+
+
+def _read_header(run: ImportRun, header_row: int | None) -> None:
+    try:
+        head = _head(run)
+    except ImportFileError as exc:
+        raise FieldErrors.single("file", str(exc)) from exc
+    if all(is_empty(r) for r in head):
+        raise FieldErrors.single("file", _("The sheet is empty."))
+    run.header_row = header_row or mapping_mod.detect_header_row(head, run.target)
+    if run.header_row > len(head):
+        raise FieldErrors.single(
+            "header_row",
+            _("The header row must be one of the first %(n)s rows.") % {"n": len(head)},
+        )
+    headers = [h.strip() for h in head[run.header_row - 1]]
+    if len(headers) > MAX_COLUMNS:
+        raise FieldErrors.single(
+            "file",
+            _("The header has %(n)s columns; an import reads at most %(max)s.")
+            % {"n": len(headers), "max": MAX_COLUMNS},
+        )
+    run.headers = headers
+    preset = MappingPreset.objects.filter(
+        signature=mapping_mod.signature(headers, run.target), target=run.target
+    ).first()
+    run.mapping = list(preset.mapping) if preset else mapping_mod.auto_map(headers, run.target)
+
+
+@transaction.atomic
+def run_configure(
+    *,
+    actor: User | None,
+    run: ImportRun,
+    sheet: str | None = None,
+    header_row: int | None = None,
+    mapping: list[str] | None = None,
+    preset: str | None = None,
+    save_preset: str = "",
+    on_duplicate: str | None = None,
+    valid_rows_only: bool | None = None,
+    default_region: str | None = None,
+    responsible_id: int | None = None,
+) -> ImportRun:
+    """Change what the wizard shows before the run starts; a changed header re-maps."""
+    run = ImportRun.objects.select_for_update().get(pk=run.pk)
+    if run.status not in (RunStatus.DRAFT, RunStatus.INVALID):
+        raise FieldErrors.single("status", _("This import has already started."))
+    errors: dict[str, list[str]] = {}
+    if sheet is not None and sheet != run.sheet:
+        run.sheet = sheet
+        header_row = header_row or 0
+    if header_row is not None:
+        try:
+            _read_header(run, header_row or None)
+        except FieldErrors as exc:
+            errors.update(exc.errors)
+    if preset:
+        found = MappingPreset.objects.filter(name=preset, target=run.target).first()
+        if found is None:
+            errors["preset"] = [_("No saved mapping named “%(name)s”.") % {"name": preset}]
+        else:
+            mapping = list(found.mapping)
+    if mapping is not None:
+        mapping = [str(m or "") for m in mapping][: len(run.headers)]
+        mapping += [""] * (len(run.headers) - len(mapping))
+        errors.update(mapping_mod.validate_mapping(mapping, run.headers, run.target))
+        run.mapping = mapping
+    if on_duplicate is not None:
+        if on_duplicate not in OnDuplicate.values:
+            errors["on_duplicate"] = [_("Choose skip, update, overwrite or create.")]
+        else:
+            run.on_duplicate = on_duplicate
+    if valid_rows_only is not None:
+        run.valid_rows_only = bool(valid_rows_only)
+    if default_region is not None:
+        region = default_region.strip().upper()
+        if len(region) != 2 or not region.isalpha():
+            errors["default_region"] = [_("Enter a two-letter country code.")]
+        else:
+            run.default_region = region
+    if responsible_id is not None:
+        user = User.objects.filter(pk=responsible_id, is_active=True).first()
+        if user is None:
+            errors["responsible_id"] = [_("No such user.")]
+        else:
+            run.responsible = user
+    if errors:
+        raise FieldErrors(errors)
+    if save_preset.strip():
+        MappingPreset.objects.update_or_create(
+            name=save_preset.strip()[:100],
+            target=run.target,
+            defaults={
+                "signature": mapping_mod.signature(run.headers, run.target),
+                "headers": run.headers,
+                "mapping": run.mapping,
+                "created_by": actor if actor and actor.pk else None,
+            },
+        )
+    run.status = RunStatus.DRAFT
+    run.save()
+    return run
+
+
+# --- reading rows -----------------------------------------------------------------------------
+
+
+def data_rows(run: ImportRun) -> Iterator[tuple[int, list[str]]]:
+    """(sheet row number, cells) of every row below the header."""
+    path = Path(run.file_path)
+    info = sniff(path, run.file_name)
+    for number, row in enumerate(iter_rows(path, info, run.sheet), start=1):
+        if number > run.header_row:
+            yield number, row
+
+
+def _normalized(run: ImportRun, number: int, cells: list[str]) -> RowData:
+    return normalize_row(
+        row_number=number,
+        cells=cells,
+        mapping=run.mapping,
+        target=run.target,
+        default_region=run.default_region,
+    )
+
+
+@dataclass
+class Validation:
+    total: int = 0
+    empty: int = 0
+    invalid: list[RowData] = field(default_factory=list)
+
+
+def run_validate(run: ImportRun, *, keep: int = 1000) -> Validation:
+    """Every row normalised, nothing written: the rows with errors (the first ``keep``)."""
+    errors = mapping_mod.validate_mapping(run.mapping, run.headers, run.target)
+    if errors:
+        raise FieldErrors(errors)
+    result = Validation()
+    for number, cells in data_rows(run):
+        rd = _normalized(run, number, cells)
+        if rd.empty:
+            result.empty += 1
+            continue
+        result.total += 1
+        if rd.errors and len(result.invalid) < keep:
+            result.invalid.append(rd)
+        elif rd.errors:
+            result.invalid.append(RowData(row_number=number, errors=rd.errors))
+    return result
+
+
+# --- writing one row --------------------------------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    run: ImportRun
+    actor: User | None
+    # Records this run created: id -> the row that created them ("merged with row N").
+    people: dict[int, int] = field(default_factory=dict)
+    companies: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run: ImportRun, actor: User | None) -> RunContext:
+        ctx = cls(run=run, actor=actor)
+        for row in run.rows.filter(outcome=Outcome.CREATED).values("row_number", "changes"):
+            for ch in row["changes"]:
+                if ch.get("action") == "create":
+                    target = ctx.people if ch["type"] == "person" else ctx.companies
+                    target.setdefault(int(ch["id"]), row["row_number"])
+        return ctx
+
+
+def _points(obj: Company | Person, channel: str) -> list[dict[str, str]]:
+    """The record's contact details as the services take them; a saved number carries its
+    country, so it is read back as the same number whatever this file's region is."""
+    out: list[dict[str, str]] = []
+    for p in ContactPoint.objects.filter(**{_owner(obj): obj}, channel=channel).order_by(
+        "position", "id"
+    ):
+        item = {"raw": p.raw, "kind": p.kind}
+        if channel == "phone" and p.valid and p.value:
+            item["region"] = phone_region(p.value)
+        if p.extension:
+            item["extension"] = p.extension
+        out.append(item)
+    return out
+
+
+def _owner(obj: Company | Person) -> str:
+    return "company" if isinstance(obj, Company) else "person"
+
+
+def _update_data(
+    obj: Company | Person, incoming: dict[str, Any], policy: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(data for the update service, the values it replaces) under the policy."""
+    data: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    for key, value in incoming.items():
+        if key in ("phones", "emails", "default_region", "tags", "custom_fields") or not value:
+            continue
+        if key == "birthday":
+            current: Any = obj.birthday.isoformat() if obj.birthday else ""  # type: ignore[union-attr]
+        else:
+            current = getattr(obj, key, None)
+        if current in (None, ""):
+            data[key], before[key] = value, current if current is not None else ""
+        elif policy == OnDuplicate.OVERWRITE and str(current) != str(value):
+            data[key], before[key] = value, current
+    if incoming.get("custom_fields"):
+        old = dict(obj.custom_fields or {})
+        new = {
+            k: v
+            for k, v in incoming["custom_fields"].items()
+            if policy == OnDuplicate.OVERWRITE or old.get(k) in (None, "", [])
+        }
+        if new:
+            data["custom_fields"] = {**old, **new}
+            before["custom_fields"] = old
+    for channel, key in (("phone", "phones"), ("email", "emails")):
+        wanted = incoming.get(key) or []
+        if not wanted:
+            continue
+        old_points = _points(obj, channel)
+        known = {p["raw"].strip().lower() for p in old_points}
+        values = set(
+            ContactPoint.objects.filter(**{_owner(obj): obj}, channel=channel)
+            .exclude(value="")
+            .values_list("value", flat=True)
+        )
+        added: list[dict[str, str]] = []
+        region = str(incoming.get("default_region") or settings.DEFAULT_PHONE_REGION)
+        for item in wanted:
+            raw = str(item["raw"])
+            if channel == "email":
+                value = normalize_email(raw).normalized
+                if value not in values and raw.strip().lower() not in known:
+                    added.append({"raw": raw})
+                    values.add(value)
+                continue
+            # Token by token: a cell may hold a known number and a new one, or junk.
+            for parsed in parse_phones(raw, default_region=region):
+                if parsed.valid and parsed.e164:
+                    if parsed.e164 not in values:
+                        added.append({"raw": parsed.raw, "region": region})
+                        values.add(parsed.e164)
+                elif parsed.raw.strip().lower() not in known:
+                    added.append({"raw": parsed.raw})
+                    known.add(parsed.raw.strip().lower())
+        if added:
+            data[key] = old_points + added
+            before[key] = old_points
+            data["default_region"] = region
+    return data, before
+
+
+def _employments(person: Person) -> list[dict[str, Any]]:
+    return [
+        {"company_id": e.company_id, "position": e.position, "role": e.role}
+        for e in Employment.objects.filter(person=person).order_by("id")
+    ]
+
+
+def _row_company(ctx: RunContext, rd: RowData, line: ImportRow, cid: int | None) -> Company | None:
+    """The row's company: ``cid`` (matched) updated under the policy, or a new one."""
+    if not rd.has_company:
+        return None
+    run = ctx.run
+    if cid is None or (run.on_duplicate == OnDuplicate.CREATE and cid not in ctx.companies):
+        data = {**rd.company, "responsible_id": run.responsible_id}
+        if run.target == Target.PEOPLE:
+            data.pop("phones", None)
+            data.pop("emails", None)
+        company = parties.company_create(actor=ctx.actor, data=data, force=True)
+        ctx.companies[company.pk] = rd.row_number
+        line.changes.append({"type": "company", "id": company.pk, "action": "create"})
+        return company
+    company = Company.objects.get(pk=cid)
+    policy = run.on_duplicate if cid not in ctx.companies else OnDuplicate.UPDATE
+    if policy in (OnDuplicate.UPDATE, OnDuplicate.OVERWRITE):
+        incoming = dict(rd.company)
+        if run.target == Target.PEOPLE:
+            incoming.pop("phones", None)
+            incoming.pop("emails", None)
+        data, before = _update_data(company, incoming, policy)
+        if data:
+            company = parties.company_update(
+                actor=ctx.actor, company=company, data=data, version=company.version
+            )
+            line.changes.append(
+                {
+                    "type": "company",
+                    "id": company.pk,
+                    "action": "update",
+                    "version": company.version,
+                    "before": before,
+                }
+            )
+    return company
+
+
+def _company_outcome(ctx: RunContext, company: Company | None, line: ImportRow) -> None:
+    if company is None:
+        line.outcome = Outcome.SKIPPED
+    elif any(c["action"] == "create" for c in line.changes):
+        line.outcome = Outcome.CREATED
+    elif company.pk in ctx.companies:
+        line.outcome = Outcome.MERGED
+        line.merged_with_row = ctx.companies[company.pk]
+    elif line.changes:
+        line.outcome = Outcome.UPDATED
+    else:
+        line.outcome = Outcome.MATCHED
+
+
+def _write_row(ctx: RunContext, rd: RowData, line: ImportRow) -> None:
+    run = ctx.run
+    if run.target == Target.COMPANIES or not rd.has_person:
+        company = _row_company(ctx, rd, line, match_company(rd))
+        line.company_id = company.pk if company else None
+        _company_outcome(ctx, company, line)
+        return
+    # The person first (the company's candidates back up a similar name), then which of
+    # the candidates the company is (the person's employers tell same-named ones apart).
+    cands = company_candidates(rd) if rd.has_company else []
+    pid = match_person(rd, company_ids={k.id for k in cands})
+    if pid is not None and run.on_duplicate == OnDuplicate.CREATE and pid not in ctx.people:
+        pid = None
+    employers = (
+        set(Employment.objects.filter(person_id=pid).values_list("company_id", flat=True))
+        if pid
+        else set()
+    )
+    company = _row_company(ctx, rd, line, choose_company(rd, cands, employers=employers))
+    line.company_id = company.pk if company else None
+    if pid is None:
+        data = {**rd.person, "responsible_id": run.responsible_id}
+        if company is not None:
+            data["employments"] = [{"company_id": company.pk, "position": rd.position}]
+        person = parties.person_create(actor=ctx.actor, data=data, force=True)
+        ctx.people[person.pk] = rd.row_number
+        line.person_id = person.pk
+        line.changes.append({"type": "person", "id": person.pk, "action": "create"})
+        line.outcome = Outcome.CREATED
+        return
+    person = Person.objects.get(pk=pid)
+    line.person_id = pid
+    merged = pid in ctx.people
+    policy = OnDuplicate.UPDATE if merged else run.on_duplicate
+    if policy == OnDuplicate.SKIP:
+        line.outcome = Outcome.MATCHED
+        return
+    data, before = _update_data(person, rd.person, policy)
+    if company is not None and company.pk not in employers:
+        before["employments"] = _employments(person)
+        data["employments"] = before["employments"] + [
+            {"company_id": company.pk, "position": rd.position}
+        ]
+    if data:
+        person = parties.person_update(
+            actor=ctx.actor, person=person, data=data, version=person.version
+        )
+        line.changes.append(
+            {
+                "type": "person",
+                "id": person.pk,
+                "action": "update",
+                "version": person.version,
+                "before": before,
+            }
+        )
+    if merged:
+        line.outcome = Outcome.MERGED
+        line.merged_with_row = ctx.people[pid]
+    elif any(c["action"] == "create" for c in line.changes):
+        line.outcome = Outcome.UPDATED
+    else:
+        line.outcome = Outcome.UPDATED if data else Outcome.MATCHED
+
+
+def _process(ctx: RunContext, rd: RowData) -> ImportRow:
+    line = ImportRow(
+        run=ctx.run,
+        row_number=rd.row_number,
+        phones=rd.phones,
+        emails=rd.emails,
+        messages=[*rd.errors, *rd.warnings],
+        changes=[],
+    )
+    if rd.empty:
+        line.outcome = Outcome.SKIPPED
+        line.messages = [_("Empty row.")]
+        return line
+    if rd.errors:
+        line.outcome = Outcome.ERROR
+        return line
+    try:
+        with transaction.atomic():  # the row's records all or none
+            _write_row(ctx, rd, line)
+    except (FieldErrors, PermissionDenied, StaleVersion) as exc:
+        line.outcome = Outcome.ERROR
+        line.changes = []
+        line.person_id = line.company_id = None
+        errs = exc.errors if isinstance(exc, FieldErrors) else {"": [str(exc)]}
+        line.messages = [
+            *(f"{k}: {m}" if k else m for k, ms in errs.items() for m in ms),
+            *rd.warnings,
+        ]
+    return line
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _counts(run: ImportRun) -> dict[str, int]:
+    from django.db.models import Count
+
+    rows = run.rows.values("outcome").annotate(n=Count("id")).order_by()
+    return {r["outcome"]: r["n"] for r in rows}
+
+
+Progress = Callable[[ImportRun], None]
+
+
+def run_start(*, actor: User | None, run: ImportRun) -> ImportRun:
+    """Queue the run for the worker (or a resume of a failed one)."""
+    with transaction.atomic():
+        run = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (RunStatus.DRAFT, RunStatus.INVALID, RunStatus.FAILED):
+            raise FieldErrors.single("status", _("This import is already running or finished."))
+        errors = mapping_mod.validate_mapping(run.mapping, run.headers, run.target)
+        if errors:
+            raise FieldErrors(errors)
+        run.status = RunStatus.QUEUED
+        run.error = ""
+        run.save(update_fields=["status", "error", "updated_at"])
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task("rapport.imports.jobs.run_import", run.pk, task_name=f"import-{run.pk}")
+    )
+    return run
+
+
+def run_execute(
+    run_id: int, *, actor: User | None = None, progress: Progress | None = None
+) -> ImportRun:
+    """Validate, then write every row after the checkpoint in chunks. Resumable."""
+    run = ImportRun.objects.get(pk=run_id)
+    if run.status == RunStatus.DONE:
+        return run
+    if actor is None:
+        actor = run.created_by
+    try:
+        return _execute(run, actor, progress)
+    except (DatabaseError, OSError, ImportFileError) as exc:
+        _fail(run.pk, str(exc))
+        raise
+
+
+def _fail(run_id: int, message: str) -> None:
+    # If the database is gone too, the stale-run sweep marks it when it is back.
+    with contextlib.suppress(DatabaseError):
+        ImportRun.objects.filter(pk=run_id).update(
+            status=RunStatus.FAILED, error=message[:2000], heartbeat_at=timezone.now()
+        )
+
+
+def _execute(run: ImportRun, actor: User | None, progress: Progress | None) -> ImportRun:
+    if run.rows_done == 0:
+        check = run_validate(run, keep=200)
+        run.total_rows = check.total + check.empty
+        if check.invalid and not run.valid_rows_only:
+            run.status = RunStatus.INVALID
+            run.error = _(
+                "%(n)s rows have errors; nothing was imported. Fix them, or choose "
+                "“import valid rows only”."
+            ) % {"n": len(check.invalid)}
+            run.counts = {"invalid": len(check.invalid), "total": check.total}
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.heartbeat_at = timezone.now()
+    run.save()
+    ctx = RunContext.load(run, actor)
+    chunk: list[RowData] = []
+    for number, cells in data_rows(run):
+        if number - run.header_row <= run.rows_done:
+            continue  # committed before a restart
+        chunk.append(_normalized(run, number, cells))
+        if len(chunk) >= CHUNK_ROWS:
+            _commit_chunk(ctx, chunk)
+            chunk = []
+            if progress:
+                progress(ctx.run)
+    if chunk:
+        _commit_chunk(ctx, chunk)
+    run = ctx.run
+    run.status = RunStatus.DONE
+    run.finished_at = timezone.now()
+    run.counts = _counts(run)
+    run.save()
+    event_record(
+        name="import.done",
+        object_type="import",
+        object_id=run.pk,
+        actor=actor,
+        payload={"counts": run.counts},
+    )
+    if progress:
+        progress(run)
+    return run
+
+
+def _commit_chunk(ctx: RunContext, chunk: list[RowData]) -> None:
+    """Rows, their report lines and the checkpoint in one transaction."""
+    run = ctx.run
+    people, companies = dict(ctx.people), dict(ctx.companies)
+    try:
+        with transaction.atomic():
+            lines = [_process(ctx, rd) for rd in chunk]
+            ImportRow.objects.bulk_create(lines)
+            done = chunk[-1].row_number - run.header_row
+            updated = ImportRun.objects.filter(pk=run.pk, rows_done=run.rows_done).update(
+                rows_done=done, heartbeat_at=timezone.now(), counts=_counts(run)
+            )
+            if updated != 1:
+                raise ServiceError(_("Another worker is running this import."))
+    except BaseException:
+        ctx.people, ctx.companies = people, companies
+        raise
+    run.rows_done = done
+    run.heartbeat_at = timezone.now()
+
+
+def runs_mark_stale() -> int:
+    """Runs whose worker stopped beating (killed, machine restarted) become failed."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.IMPORT_STALE_SECONDS)
+    return ImportRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=RunStatus.FAILED,
+        error=_("The worker stopped during the import; resume it to go on."),
+    )
+
+
+# --- dry run (preview) ------------------------------------------------------------------------
+
+
+class _Rollback(Exception):
+    pass
+
+
+@dataclass
+class Preview:
+    lines: list[ImportRow]
+    rows: list[RowData]
+    counts: dict[str, int]
+    total: int
+
+
+def run_preview(*, actor: User | None, run: ImportRun, limit: int = PREVIEW_ROWS) -> Preview:
+    """The whole run inside a transaction that is rolled back: what would happen."""
+    errors = mapping_mod.validate_mapping(run.mapping, run.headers, run.target)
+    if errors:
+        raise FieldErrors(errors)
+    lines: list[ImportRow] = []
+    rows: list[RowData] = []
+    counts: dict[str, int] = {}
+    total = 0
+    try:
+        with transaction.atomic():
+            ctx = RunContext(run=run, actor=actor)
+            for number, cells in data_rows(run):
+                rd = _normalized(run, number, cells)
+                line = _process(ctx, rd)
+                total += 1
+                counts[line.outcome] = counts.get(line.outcome, 0) + 1
+                if len(lines) < limit:
+                    lines.append(line)
+                    rows.append(rd)
+            raise _Rollback
+    except _Rollback:
+        pass
+    return Preview(lines=lines, rows=rows, counts=counts, total=total)
+
+
+# --- undo -------------------------------------------------------------------------------------
+
+
+@dataclass
+class UndoResult:
+    removed: int = 0
+    restored: int = 0
+    kept: list[str] = field(default_factory=list)  # what could not be undone, and why
+
+
+def run_undo(*, actor: User | None, run: ImportRun) -> UndoResult:
+    """Take the run back; list what changed since and is kept.
+
+    Per record: one the run created is purged if its version is still the one the run
+    left; one it updated gets the values from before its first update in the run,
+    checked against the version after its last one.
+    """
+    if run.status not in (RunStatus.DONE, RunStatus.FAILED):
+        raise FieldErrors.single("status", _("Only a finished or failed import can be undone."))
+    result = UndoResult()
+    with transaction.atomic():
+        run = ImportRun.objects.select_for_update().get(pk=run.pk)
+        created: dict[tuple[str, int], int] = {}  # record -> row
+        last_version: dict[tuple[str, int], int] = {}
+        befores: dict[tuple[str, int], dict[str, Any]] = {}
+        first_row: dict[tuple[str, int], int] = {}
+        for line in run.rows.exclude(changes=[]).order_by("row_number"):
+            for ch in line.changes:
+                key = (str(ch["type"]), int(ch["id"]))
+                if ch["action"] == "create":
+                    created[key] = line.row_number
+                    continue
+                last_version[key] = int(ch["version"])
+                first_row.setdefault(key, line.row_number)
+                merged = befores.setdefault(key, {})
+                for k, v in (ch.get("before") or {}).items():
+                    merged.setdefault(k, v)  # the earliest value wins
+        for key, before in befores.items():
+            if key not in created:
+                _undo_update(actor, key, first_row[key], before, last_version[key], result)
+        for kind in ("person", "company"):
+            for key, row in created.items():
+                if key[0] == kind:
+                    _undo_create(actor, run, key, row, last_version.get(key, 1), result)
+        run.status = RunStatus.UNDONE
+        run.undone_at = timezone.now()
+        run.counts = {
+            **run.counts,
+            "undo_removed": result.removed,
+            "undo_restored": result.restored,
+            "undo_kept": len(result.kept),
+        }
+        run.save()
+        event_record(
+            name="import.undone",
+            object_type="import",
+            object_id=run.pk,
+            actor=actor,
+            payload={"removed": result.removed, "restored": result.restored},
+        )
+    return result
+
+
+def _record(key: tuple[str, int]) -> Company | Person | None:
+    model: type[Company] | type[Person] = Company if key[0] == "company" else Person
+    return model.objects.filter(pk=key[1]).first()
+
+
+def _undo_create(
+    actor: User | None,
+    run: ImportRun,
+    key: tuple[str, int],
+    row: int,
+    version: int,
+    result: UndoResult,
+) -> None:
+    obj = _record(key)
+    if obj is None:
+        return
+    label = _("row %(row)s") % {"row": row}
+    if obj.version != version or obj.deleted_at is not None:
+        result.kept.append(
+            _("%(row)s: %(record)s was changed after the import and is kept.")
+            % {"row": label, "record": obj}
+        )
+        return
+    try:
+        with transaction.atomic():
+            parties.party_purge(actor=actor, obj=obj, reason=f"import {run.pk} undone")
+    except (FieldErrors, PermissionDenied) as exc:
+        result.kept.append(f"{label}: {exc}")
+        return
+    result.removed += 1
+
+
+def _undo_update(
+    actor: User | None,
+    key: tuple[str, int],
+    row: int,
+    before: dict[str, Any],
+    version: int,
+    result: UndoResult,
+) -> None:
+    obj = _record(key)
+    if obj is None:
+        return
+    label = _("row %(row)s") % {"row": row}
+    data = dict(before)
+    if "birthday" in data and not data["birthday"]:
+        data["birthday"] = None
+    try:
+        with transaction.atomic():
+            if isinstance(obj, Person):
+                parties.person_update(actor=actor, person=obj, data=data, version=version)
+            else:
+                parties.company_update(actor=actor, company=obj, data=data, version=version)
+    except StaleVersion:
+        result.kept.append(
+            _("%(row)s: %(record)s was changed after the import; its values are kept.")
+            % {"row": label, "record": obj}
+        )
+        return
+    except (FieldErrors, PermissionDenied) as exc:
+        result.kept.append(f"{label}: {exc}")
+        return
+    result.restored += 1
+
+
+def invalid_lines(run: ImportRun) -> list[ImportRow]:
+    """The report of a refused run: its rows with errors, and the others not imported."""
+    lines: list[ImportRow] = []
+    for number, cells in data_rows(run):
+        rd = _normalized(run, number, cells)
+        if rd.empty:
+            outcome, messages = Outcome.SKIPPED, [_("Empty row.")]
+        elif rd.errors:
+            outcome, messages = Outcome.ERROR, [*rd.errors, *rd.warnings]
+        else:
+            outcome = Outcome.SKIPPED
+            messages = [_("Not imported: other rows of the file have errors."), *rd.warnings]
+        lines.append(
+            ImportRow(
+                run=run,
+                row_number=number,
+                outcome=outcome,
+                phones=rd.phones,
+                emails=rd.emails,
+                messages=messages,
+            )
+        )
+    return lines
