@@ -100,7 +100,8 @@ def test_headers_in_five_languages_map_to_the_same_fields(db):
     assert auto_map(["Ad Soyad", "Şirkət", "Telefon", "E-poçt", "VÖEN"], "people") == [
         "full_name", "company", "phones", "emails", "company_tax_id"
     ]  # fmt: skip
-    assert auto_map(["Nome e cognome", "Azienda", "Telefono", "Email", "Partita IVA"], "people") == [
+    italian = ["Nome e cognome", "Azienda", "Telefono", "Email", "Partita IVA"]
+    assert auto_map(italian, "people") == [
         "full_name", "company", "phones", "emails", "company_tax_id"
     ]  # fmt: skip
     assert auto_map(["الاسم الكامل", "الشركة", "الهاتف", "البريد الإلكتروني"], "people") == [
@@ -262,7 +263,8 @@ def test_rows_repeating_a_person_inside_the_file_end_in_one_record(admin_user, t
     path = _csv(
         tmp_path / "c.csv",
         [HEADER,
-         ["Иванов Иван Иванович", "ООО Ромашка", "", "+7 912 000-11-22", "ivan@example.com", "", "", ""],
+         ["Иванов Иван Иванович", "ООО Ромашка", "", "+7 912 000-11-22", "ivan@example.com",
+          "", "", ""],
          ["ИВАНОВ  ИВАН", "Ромашка ООО", "", "8 (495) 111-22-33", "ivan@example.com", "", "", ""]],
     )  # fmt: skip
     run = _import(admin_user, path)
@@ -376,7 +378,8 @@ def test_undo_removes_what_the_import_created_and_restores_what_it_updated(admin
     before = (existing.version, existing.city)
     path = _csv(
         tmp_path / "c.csv",
-        [HEADER, ["Иванов Иван", "ООО Ромашка", "", "+79120003344", "ivan@example.com", "", "Тула", ""],
+        [HEADER,
+         ["Иванов Иван", "ООО Ромашка", "", "+79120003344", "ivan@example.com", "", "Тула", ""],
          ["Петров Пётр", "ООО Ромашка", "", "+79120001122", "", "", "", ""]],
     )  # fmt: skip
     run = _import(admin_user, path)

@@ -141,13 +141,13 @@ _FORM_COUNTRY = {
 
 
 def country_of_legal_form(form: str | None) -> str | None:
-    """"RU" for ООО, "IT" for S.r.l., "AZ" for MMC …; None when the form says nothing."""
+    """RU for ООО, IT for S.r.l., AZ for MMC …; None when the form says nothing."""
     return _FORM_COUNTRY.get(form or "")
 
 
-def normalize_tax_id_for(raw: str, *, region: str | None, legal_form: str | None) -> tuple[
-    TaxIdResult, str
-]:
+def normalize_tax_id_for(
+    raw: str, *, region: str | None, legal_form: str | None
+) -> tuple[TaxIdResult, str]:
     """The tax id checked under the country it most likely belongs to, and that country.
 
     A number valid as an INN or a partita IVA is that; otherwise the region's rules
@@ -160,11 +160,5 @@ def normalize_tax_id_for(raw: str, *, region: str | None, legal_form: str | None
     for country in (guess_tax_country(digits), region, country_of_legal_form(legal_form)):
         if country and country.upper() not in tried:
             tried.append(country.upper())
-    first: tuple[TaxIdResult, str] | None = None
-    for country in tried or [""]:
-        res = normalize_tax_id(raw, country=country or None)
-        if res.valid:
-            return res, country
-        first = first or (res, country)
-    assert first is not None
-    return first
+    results = [(normalize_tax_id(raw, country=c or None), c) for c in tried or [""]]
+    return next((r for r in results if r[0].valid), results[0])
