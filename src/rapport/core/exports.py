@@ -56,6 +56,7 @@ CONTENT_TYPES = {
 FORMULA_PREFIXES = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 # Leading blanks a program may skip before it looks for "=": space, no-break, ideographic.
 _BLANKS = " \u00a0\u3000"
+_SUSPECT_STARTS = FORMULA_PREFIXES | frozenset(_BLANKS)  # a cheap first look
 BUFFER_ROWS = 1000  # up to this many rows: built in memory, sent with a Content-Length
 CHUNK_BYTES = 64 * 1024
 XLSX_MAX_CELL = 32_767  # Excel's limit on the characters of one cell
@@ -122,6 +123,12 @@ def in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def user_name(first_name: str | None, last_name: str | None, username: str | None) -> str | None:
+    """A user's name as the pages show it (full name, else user name), from row values."""
+    full = f"{first_name or ''} {last_name or ''}".strip()
+    return full or username or None
 
 
 def local_naive(value: dt.datetime) -> dt.datetime:
@@ -198,6 +205,11 @@ def _date(value: Any) -> dt.date | None:
 
 
 def _csv_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return neutralise(value) if value and value[0] in _SUSPECT_STARTS else value
+    if kind is int:
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
