@@ -643,11 +643,6 @@ def test_my_deals_count_each_deal_once_however_many_coworkers(
     assert [d["id"] for d in items] == [deal["id"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="selectors.funnel counts a stage's deals distinct but sums the amount of every "
-    "entry: a deal that comes back to a stage doubles the stage's amount",
-)
 def test_funnel_amount_counts_a_deal_once_per_stage(alice, pipelines, client_for):
     client = client_for(alice)
     new, talks, _offer = pipelines["free_stages"]

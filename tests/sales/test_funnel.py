@@ -207,3 +207,48 @@ def test_a_retired_stage_stays_in_the_funnel_while_it_has_entries(
         ("Talks", 1),
         ("Offer", 0),
     ]
+
+
+def test_a_deal_coming_back_to_a_stage_counts_its_amount_once(alice, pipelines, make_deal):
+    new, talks, _offer = pipelines["free_stages"]
+    deal = make_deal(alice, "Back and forth", amount="100")
+    for stage in (talks, new, talks):
+        deal = deal_move(actor=alice, deal=deal, stage=stage, version=deal.version)
+    report = funnel(user=alice, pipeline=pipelines["free"], **_week())
+    talks_row = next(r for r in report.stages if r.stage.name == "Talks")
+    assert (talks_row.entered, talks_row.amount) == (1, decimal.Decimal("100.00"))
+
+
+def test_a_stage_amount_is_the_deals_amount_at_its_latest_entry(alice, pipelines, make_deal):
+    from rapport.sales.services import deal_update
+
+    new, talks, _offer = pipelines["free_stages"]
+    deal = make_deal(alice, "Grew in talks", amount="100")
+    deal = deal_move(actor=alice, deal=deal, stage=talks, version=deal.version)
+    deal = deal_move(actor=alice, deal=deal, stage=new, version=deal.version)
+    deal = deal_update(actor=alice, deal=deal, data={"amount": "250"}, version=deal.version)
+    deal = deal_move(actor=alice, deal=deal, stage=talks, version=deal.version)
+    other = make_deal(alice, "Small one", amount="40")
+    deal_move(actor=alice, deal=other, stage=talks, version=other.version)
+    report = funnel(user=alice, pipeline=pipelines["free"], **_week())
+    rows = {r.stage.name: r for r in report.stages}
+    assert (rows["Talks"].entered, rows["Talks"].amount) == (2, decimal.Decimal("290.00"))
+    # "New" was entered twice by the first deal: at 100 on creation, at 100 coming back
+    assert (rows["New"].entered, rows["New"].amount) == (2, decimal.Decimal("140.00"))
+
+
+def test_lost_amounts_are_the_amounts_recorded_when_the_deals_were_lost(
+    alice, pipelines, make_deal
+):
+    from rapport.sales.services import deal_reopen, deal_update
+
+    new = pipelines["free_stages"][0]
+    deal = make_deal(alice, "Lost, then revived bigger", amount="300")
+    deal = deal_lose(actor=alice, deal=deal, reason_id=pipelines["price"].pk, version=deal.version)
+    deal = deal_reopen(actor=alice, deal=deal, version=deal.version)
+    deal_update(actor=alice, deal=deal, data={"amount": "5000"}, version=deal.version)
+    report = funnel(user=alice, pipeline=pipelines["free"], **_week())
+    row = next(r for r in report.stages if r.stage.pk == new.pk)
+    assert (row.lost, row.lost_amount) == (1, decimal.Decimal("300.00"))
+    assert (report.lost, report.lost_amount) == (1, decimal.Decimal("300.00"))
+    assert [(r["count"], r["amount"]) for r in report.by_reason] == [(1, decimal.Decimal(300))]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
@@ -148,6 +149,9 @@ def deals_for_party(*, user: User, object_type: str, object_id: int) -> QuerySet
 # --- board ------------------------------------------------------------------------------------
 
 
+CARD_RELATED = ("company", "person", "responsible")
+
+
 @dataclass
 class Column:
     stage: Stage
@@ -164,7 +168,8 @@ def board(
     f.pipeline_id = pipeline.pk
     f.status = DealStatus.OPEN
     size = size or settings.BOARD_COLUMN_SIZE
-    qs = deal_list(user=user, filters=f)
+    # A column's cards share its stage and pipeline: set them instead of joining them.
+    qs = deal_list(user=user, filters=f).select_related(None).select_related(*CARD_RELATED)
     totals = {
         row["stage_id"]: row
         for row in qs.order_by().values("stage_id").annotate(n=Count("id"), s=Sum("amount"))
@@ -177,6 +182,8 @@ def board(
             if agg
             else Page(items=[], next_cursor=None)
         )
+        for deal in page.items:
+            deal.stage, deal.pipeline = stage, pipeline
         columns.append(
             Column(
                 stage=stage,
@@ -200,8 +207,12 @@ def board_column(
     f.pipeline_id = stage.pipeline_id
     f.stage_id = stage.pk
     f.status = DealStatus.OPEN
-    qs = deal_list(user=user, filters=f)
-    return keyset_page(qs, sort="-id", cursor=cursor, size=size or settings.BOARD_COLUMN_SIZE)
+    qs = deal_list(user=user, filters=f).select_related(None).select_related(*CARD_RELATED)
+    page = keyset_page(qs, sort="-id", cursor=cursor, size=size or settings.BOARD_COLUMN_SIZE)
+    pipeline = Pipeline.objects.get(pk=stage.pipeline_id) if page.items else None
+    for deal in page.items:
+        deal.stage, deal.pipeline = stage, pipeline  # type: ignore[assignment]
+    return page
 
 
 def column_totals(
@@ -311,9 +322,56 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _funnel_entered_sql(entries_sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """Per stage: the deals that entered it and the sum of their amounts, each deal once, at
+    the amount of its latest entry. ``entries_sql`` selects to_stage_id, deal_id, amount, at
+    and id of the entries (the caller scopes and filters them).
+
+    PostgreSQL keeps each deal's latest entry with DISTINCT ON; SQLite with MAX(at), whose
+    bare columns come from the row holding the maximum (documented SQLite behaviour). Both
+    read the entries in the order of ``stagechange_entry_idx`` without a sort."""
+    # The statements are built from ORM-compiled SQL and constants; values stay parameters.
+    if connection.vendor == "postgresql":
+        latest = (
+            "SELECT DISTINCT ON (to_stage_id, deal_id) to_stage_id, amount FROM ("  # noqa: S608
+            + entries_sql
+            + ") entries ORDER BY to_stage_id, deal_id, at DESC, id DESC"
+        )
+    else:
+        latest = (
+            "SELECT to_stage_id, amount, MAX(at) AS last_at FROM ("  # noqa: S608
+            + entries_sql
+            + ") entries GROUP BY to_stage_id, deal_id"
+        )
+    sql = "SELECT to_stage_id, COUNT(*), SUM(amount) FROM (" + latest + ") latest "  # noqa: S608
+    return sql + "GROUP BY to_stage_id", list(params)
+
+
+def _funnel_entered(moves: QuerySet[StageChange]) -> dict[int, tuple[int, decimal.Decimal]]:
+    entries = (
+        moves.filter(to_status=DealStatus.OPEN)
+        .exclude(from_stage=F("to_stage"))
+        .order_by()
+        .values_list("to_stage_id", "deal_id", "amount", "at", "id")
+    )
+    inner, inner_params = entries.query.sql_with_params()
+    sql, params = _funnel_entered_sql(inner, list(inner_params))
+    out: dict[int, tuple[int, decimal.Decimal]] = {}
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        for stage_id, n, total in cur.fetchall():
+            # SQLite answers a float or an int: back to money with two decimals
+            amount = decimal.Decimal(str(total or 0)).quantize(decimal.Decimal("0.01"))
+            out[stage_id] = (int(n), amount)
+    return out
+
+
 def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.date) -> Funnel:
     """Entries per stage, conversion, losses by stage and reason, results by manager, team
-    and source, time in stage against its limit — for moves made in the period."""
+    and source, time in stage against its limit — for moves made in the period.
+
+    A stage's entries count each deal once, at the amount of its latest entry in the period;
+    lost amounts are the amounts recorded when the deals were lost."""
     if date_to < date_from:
         raise FieldErrors.single("date_to", _("The end of the period is before its start."))
     tz = timezone.get_current_timezone()
@@ -323,87 +381,94 @@ def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.da
         user, "deal", "view", owner_field="deal__responsible_id", team_field="deal__team_id"
     )
     moves = StageChange.objects.filter(visible, pipeline=pipeline, at__gte=start, at__lt=end)
-    entered = {
-        r["to_stage"]: r
-        for r in moves.filter(to_status=DealStatus.OPEN)
-        .exclude(from_stage=F("to_stage"))
-        .values("to_stage")
-        .annotate(n=Count("deal", distinct=True), s=Sum("amount"))
-        .order_by()
-    }
-    lost_by_stage = {
+    entered = _funnel_entered(moves)
+    # Everything else about the moves in one pass, grouped by the stage they left.
+    open_ = DealStatus.OPEN
+    closing = Q(to_status__in=[DealStatus.WON, DealStatus.LOST]) & ~Q(
+        from_status__in=[DealStatus.WON, DealStatus.LOST]
+    )
+    timed = Q(from_status=open_, seconds_in_previous__isnull=False)
+    by_from = {
         r["from_stage"]: r
-        for r in moves.filter(to_status=DealStatus.LOST)
-        .values("from_stage")
-        .annotate(n=Count("id"), s=Sum("deal__amount"))
-        .order_by()
-    }
-    durations = {
-        r["from_stage"]: r
-        for r in moves.exclude(from_status="")
-        .filter(from_status=DealStatus.OPEN, seconds_in_previous__isnull=False)
-        .values("from_stage")
+        for r in moves.values("from_stage")
         .annotate(
-            avg=Avg("seconds_in_previous"),
-            over=Count("id", filter=Q(limit_exceeded=True)),
+            lost_n=Count("id", filter=Q(to_status=DealStatus.LOST)),
+            lost_s=Sum("amount", filter=Q(to_status=DealStatus.LOST)),
+            avg=Avg("seconds_in_previous", filter=timed),
+            over=Count("id", filter=timed & Q(limit_exceeded=True)),
+            won_n=Count("id", filter=closing & Q(to_status=DealStatus.WON)),
+            won_s=Sum("amount", filter=closing & Q(to_status=DealStatus.WON)),
+            closed_lost_n=Count("id", filter=closing & Q(to_status=DealStatus.LOST)),
+            closed_lost_s=Sum("amount", filter=closing & Q(to_status=DealStatus.LOST)),
+            created=Count("id", filter=Q(from_status="")),
         )
         .order_by()
     }
     stages = stages_of(pipeline, active_only=False)
     rows: list[FunnelStage] = []
     for i, stage in enumerate(stages):
-        e = entered.get(stage.pk, {})
-        n = int(e.get("n") or 0)
-        nxt = int(entered.get(stages[i + 1].pk, {}).get("n") or 0) if i + 1 < len(stages) else None
-        lost = lost_by_stage.get(stage.pk, {})
-        dur = durations.get(stage.pk, {})
+        n, amount = entered.get(stage.pk, (0, decimal.Decimal(0)))
+        nxt = entered.get(stages[i + 1].pk, (0, None))[0] if i + 1 < len(stages) else None
+        out = by_from.get(stage.pk, {})
+        lost = int(out.get("lost_n") or 0)
         if not stage.is_active and not n and not lost:
             continue
         rows.append(
             FunnelStage(
                 stage=stage,
                 entered=n,
-                amount=e.get("s") or decimal.Decimal(0),
+                amount=amount,
                 conversion=_ratio(nxt, n) if nxt is not None else None,
-                lost=int(lost.get("n") or 0),
-                lost_amount=lost.get("s") or decimal.Decimal(0),
-                avg_hours=round(float(dur["avg"]) / 3600, 1)
-                if dur.get("avg") is not None
+                lost=lost,
+                lost_amount=out.get("lost_s") or decimal.Decimal(0),
+                avg_hours=round(float(out["avg"]) / 3600, 1)
+                if out.get("avg") is not None
                 else None,
                 limit_hours=stage.time_limit_hours,
-                over_limit=int(dur.get("over") or 0),
+                over_limit=int(out.get("over") or 0),
             )
         )
-    closing = moves.filter(to_status__in=[DealStatus.WON, DealStatus.LOST]).exclude(
-        from_status__in=[DealStatus.WON, DealStatus.LOST]
-    )
-    won = closing.filter(to_status=DealStatus.WON).aggregate(n=Count("id"), s=Sum("amount"))
-    lost_all = closing.filter(to_status=DealStatus.LOST).aggregate(
-        n=Count("id"), s=Sum("deal__amount")
-    )
-    created = moves.filter(from_status="").count()
+
+    def total(key: str) -> Any:
+        values = [r[key] for r in by_from.values() if r[key] is not None]
+        return sum(values[1:], values[0]) if values else None
+
+    won_n, won_s = int(total("won_n") or 0), total("won_s")
+    created = int(total("created") or 0)
     by_reason = list(
-        closing.filter(to_status=DealStatus.LOST)
+        moves.filter(closing, to_status=DealStatus.LOST)
         .values("deal__loss_reason__name")
-        .annotate(n=Count("id"), s=Sum("deal__amount"))
+        .annotate(n=Count("id"), s=Sum("amount"))
         .order_by("-n")
     )
     first_entered = rows[0].entered if rows else created
     deals = Deal.objects.filter(
         scope_q(user, "deal", "view"), pipeline=pipeline, deleted_at__isnull=True
     ).filter(Q(status=DealStatus.OPEN) | Q(closed_at__gte=start, closed_at__lt=end))
+    # One pass over the deals, grouped by manager, team and source; then each key's top 50.
+    groups = list(
+        deals.values("responsible", "team", "source")
+        .annotate(
+            open=Count("id", filter=Q(status=DealStatus.OPEN)),
+            won=Count("id", filter=Q(status=DealStatus.WON)),
+            lost=Count("id", filter=Q(status=DealStatus.LOST)),
+            won_amount=Sum("won_amount", filter=Q(status=DealStatus.WON)),
+        )
+        .order_by()
+    )
 
     def results(key: str) -> list[dict[str, Any]]:
-        return list(
-            deals.values(key)
-            .annotate(
-                open=Count("id", filter=Q(status=DealStatus.OPEN)),
-                won=Count("id", filter=Q(status=DealStatus.WON)),
-                lost=Count("id", filter=Q(status=DealStatus.LOST)),
-                won_amount=Sum("won_amount", filter=Q(status=DealStatus.WON)),
+        merged: dict[Any, dict[str, Any]] = {}
+        for g in groups:
+            row = merged.setdefault(
+                g[key], {key: g[key], "open": 0, "won": 0, "lost": 0, "won_amount": None}
             )
-            .order_by("-won", "-open")[:50]
-        )
+            row["open"] += g["open"]
+            row["won"] += g["won"]
+            row["lost"] += g["lost"]
+            if g["won_amount"] is not None:
+                row["won_amount"] = (row["won_amount"] or 0) + g["won_amount"]
+        return sorted(merged.values(), key=lambda r: (-r["won"], -r["open"]))[:50]
 
     return Funnel(
         pipeline=pipeline,
@@ -411,11 +476,11 @@ def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.da
         date_to=date_to,
         stages=rows,
         created=created,
-        won=int(won["n"] or 0),
-        won_amount=won["s"] or decimal.Decimal(0),
-        lost=int(lost_all["n"] or 0),
-        lost_amount=lost_all["s"] or decimal.Decimal(0),
-        overall=_ratio(int(won["n"] or 0), first_entered),
+        won=won_n,
+        won_amount=won_s or decimal.Decimal(0),
+        lost=int(total("closed_lost_n") or 0),
+        lost_amount=total("closed_lost_s") or decimal.Decimal(0),
+        overall=_ratio(won_n, first_entered),
         by_reason=[
             {"reason": r["deal__loss_reason__name"] or "", "count": r["n"], "amount": r["s"]}
             for r in by_reason
