@@ -252,6 +252,26 @@ class Deal(Owned):
             models.Index(fields=["status", "stage_deadline"], name="deal_deadline_idx"),
             models.Index(fields=["company", "-id"], name="deal_company_idx"),
             models.Index(fields=["person", "-id"], name="deal_person_idx"),
+            # The board's column counts and sums, read from the index alone.
+            models.Index(
+                fields=["pipeline", "status", "stage", "amount"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="deal_board_sum_idx",
+            ),
+            # The funnel's results by manager, team and source, grouped in index order.
+            models.Index(
+                fields=[
+                    "pipeline",
+                    "responsible",
+                    "team",
+                    "source",
+                    "status",
+                    "closed_at",
+                    "won_amount",
+                ],
+                condition=models.Q(deleted_at__isnull=True),
+                name="deal_results_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -300,7 +320,34 @@ class StageChange(models.Model):
         verbose_name = _("stage change")
         verbose_name_plural = _("stage changes")
         indexes = [
-            models.Index(fields=["pipeline", "at"], name="stagechange_funnel_idx"),
+            # The funnel reads the moves of a period from these two alone (no table lookups):
+            # everything by the stage left, and the entries into each stage by deal.
+            models.Index(
+                fields=[
+                    "pipeline",
+                    "at",
+                    "from_stage",
+                    "to_status",
+                    "from_status",
+                    "seconds_in_previous",
+                    "limit_exceeded",
+                    "amount",
+                ],
+                name="stagechange_period_idx",
+            ),
+            models.Index(
+                fields=[
+                    "pipeline",
+                    "to_status",
+                    "to_stage",
+                    "deal",
+                    "-at",
+                    "from_stage",
+                    "from_status",
+                    "amount",
+                ],
+                name="stagechange_entry_idx",
+            ),
             models.Index(fields=["deal", "at"], name="stagechange_deal_idx"),
             models.Index(fields=["to_stage", "at"], name="stagechange_to_idx"),
         ]
