@@ -71,6 +71,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--people", type=int, default=20_000)
         parser.add_argument("--companies", type=int, default=6_000)
+        parser.add_argument(
+            "--deals", type=int, default=5_000, help="deals (about 6 history rows each)"
+        )
+        parser.add_argument("--interactions", type=int, default=20_000)
+        parser.add_argument("--tasks", type=int, default=5_000)
+        parser.add_argument(
+            "--only",
+            default="",
+            help="comma-separated scenario groups to run: people, sales, activities (default: all)",
+        )
         parser.add_argument("--requests", type=int, default=50, help="per scenario (>= 50)")
         parser.add_argument(
             "--reuse",
@@ -101,7 +111,9 @@ class Command(BaseCommand):
     def _counts(self, url: str) -> dict[str, int] | None:
         query = (
             "SELECT (SELECT COUNT(*) FROM parties_person WHERE source = 'bench'), "
-            "(SELECT COUNT(*) FROM parties_company WHERE source = 'bench')"
+            "(SELECT COUNT(*) FROM parties_company WHERE source = 'bench'), "
+            "(SELECT COUNT(*) FROM sales_deal), (SELECT COUNT(*) FROM activities_interaction), "
+            "(SELECT COUNT(*) FROM activities_task WHERE origin_key IS NULL)"
         )
         try:
             if _vendor(url) == "sqlite":
@@ -117,7 +129,10 @@ class Command(BaseCommand):
                     row = pg.execute(query).fetchone()
         except Exception:  # noqa: BLE001 - missing database or tables: not reusable
             return None
-        return {"people": int(row[0]), "companies": int(row[1])} if row else None
+        if not row:
+            return None
+        keys = ("people", "companies", "deals", "interactions", "tasks")
+        return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
     def _wipe(self, url: str) -> None:
         if _vendor(url) == "sqlite":
@@ -139,9 +154,22 @@ class Command(BaseCommand):
     def _prepare(self, url: str, opts: dict[str, Any]) -> None:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "rapport.settings"}
         counts = self._counts(url) if opts["reuse"] else None
-        reused = counts == {"people": opts["people"], "companies": opts["companies"]}
+        wanted = {k: opts[k] for k in ("people", "companies", "deals", "interactions", "tasks")}
+        reused = counts == wanted
+        # The same people and companies without any deals, interactions or tasks yet:
+        # keep them and generate only the rest.
+        parties_only = (
+            counts is not None
+            and not reused
+            and (counts["people"], counts["companies"]) == (opts["people"], opts["companies"])
+            and counts["deals"] == counts["interactions"] == counts["tasks"] == 0
+        )
         if reused:
             self.stdout.write(f"Reusing the bench database {url} ({counts})")
+        elif parties_only:
+            self.stdout.write(
+                f"Reusing the people and companies of {url}; generating deals and activities"
+            )
         else:
             if opts["reuse"]:
                 self.stdout.write(f"Cannot reuse ({counts}): generating anew")
@@ -163,6 +191,14 @@ class Command(BaseCommand):
             str(opts["people"]),
             "--companies",
             str(opts["companies"]),
+            "--deals",
+            str(opts["deals"]),
+            "--interactions",
+            str(opts["interactions"]),
+            "--tasks",
+            str(opts["tasks"]),
+            "--only",
+            opts["only"],
             "--requests",
             str(opts["requests"]),
             "--database-url",
@@ -173,7 +209,7 @@ class Command(BaseCommand):
         if opts["write_readme"]:
             argv.append("--write-readme")
         env[CHILD_ENV] = "1"
-        env[REUSE_ENV] = "1" if reused else "0"
+        env[REUSE_ENV] = "1" if reused else "parties" if parties_only else "0"
         result = subprocess.run(argv, env=env, check=False)  # noqa: S603
         if result.returncode:
             raise CommandError(f"the bench run failed (exit {result.returncode})")
@@ -254,6 +290,12 @@ class Command(BaseCommand):
             "contact_points": "parties_contactpoint",
             "employments": "parties_employment",
             "search_documents": "core_searchdocument",
+            "deals_total": "sales_deal",
+            "stage_changes": "sales_stagechange",
+            "leads": "sales_lead",
+            "interactions_total": "activities_interaction",
+            "participants": "activities_participant",
+            "tasks_total": "activities_task",
         }
         out: dict[str, int] = {}
         with connection.cursor() as cur:
@@ -262,27 +304,84 @@ class Command(BaseCommand):
                 out[key] = int(cur.fetchone()[0])
         return out
 
+    def _generate_more(self, org: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+        """Deals with their history, then interactions and tasks; ANALYZE the new tables."""
+        stats: dict[str, Any] = {}
+        started = time.perf_counter()
+        if opts["deals"]:
+            self._out(f"Generating {opts['deals']:,} deals with their stage history")
+            stats["sales"] = _bench_module("generate_sales").generate_sales(
+                deals=opts["deals"], org=org, out=self._out
+            )
+        if opts["interactions"] or opts["tasks"]:
+            self._out(
+                f"Generating {opts['interactions']:,} interactions and {opts['tasks']:,} tasks"
+            )
+            stats["activities"] = _bench_module("generate_activities").generate_activities(
+                interactions=opts["interactions"], tasks=opts["tasks"], org=org, out=self._out
+            )
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            if connection.vendor == "postgresql":
+                # VACUUM as well: index-only scans need the visibility map of the new rows
+                for table in (
+                    "sales_deal",
+                    "sales_stagechange",
+                    "sales_lead",
+                    "activities_interaction",
+                    "activities_participant",
+                    "activities_task",
+                    "activities_task_coexecutors",
+                ):
+                    cur.execute(f"VACUUM ANALYZE {table}")
+            else:
+                cur.execute("ANALYZE")
+                cur.execute("PRAGMA synchronous=NORMAL")
+        stats["more_analyze_seconds"] = round(time.perf_counter() - t0, 1)
+        seconds = time.perf_counter() - started
+        rows = sum(int(v.get("rows", 0)) for v in stats.values() if isinstance(v, dict))
+        stats["more_seconds"] = round(seconds, 1)
+        stats["more_rows"] = rows
+        stats["more_rows_per_second"] = round(rows / seconds) if seconds else None
+        return stats
+
     def _run(self, url: str, opts: dict[str, Any]) -> None:
         generate = _bench_module("generate")
         scenarios = _bench_module("scenarios")
         report = _bench_module("report")
         org: dict[str, Any] = generate.setup_org(self._out)
         gen_stats: dict[str, Any] | None = None
-        if os.environ.get(REUSE_ENV) != "1":
+        reuse = os.environ.get(REUSE_ENV, "0")
+        if reuse == "0":
             self._out(f"Generating {opts['people']:,} people and {opts['companies']:,} companies")
             gen_stats = generate.generate(
                 people=opts["people"], companies=opts["companies"], org=org, out=self._out
             )
+        if reuse != "1" and (opts["deals"] or opts["interactions"] or opts["tasks"]):
+            gen_stats = {**(gen_stats or {}), **self._generate_more(org, opts)}
         sizes = self._sizes()
         started_at = dt.datetime.now(dt.UTC)
         load = [round(x, 2) for x in os.getloadavg()]
         n = opts["requests"]
-        inputs = scenarios.load_inputs(n, [m for m, _team in org["managers"]])
+        groups = {g.strip() for g in opts["only"].split(",") if g.strip()} or {
+            "people",
+            "sales",
+            "activities",
+        }
+        managers = [m for m, _team in org["managers"]]
+        more = _bench_module("scenarios_sales")
+        client = scenarios.Client("127.0.0.1", opts["port"], org["token"])
+        todo = []
+        if "people" in groups:
+            todo += scenarios.build(scenarios.load_inputs(n, managers), n)
+        if "sales" in groups and more.has_deals():
+            todo += more.build_sales(more.load_sales(n, managers), n)
+        if "activities" in groups and more.has_activities():
+            todo += more.build_activities(more.load_activities(n), n, client)
         self._out(f"Starting gunicorn ({WORKERS} workers) on 127.0.0.1:{opts['port']}")
         server = self._start_server(url, opts["port"], org["token"])
         try:
-            client = scenarios.Client("127.0.0.1", opts["port"], org["token"])
-            results = scenarios.run(client, scenarios.build(inputs, n), self._out)
+            results = scenarios.run(client, todo, self._out)
         finally:
             self._stop_server(server)
         result = {
@@ -296,7 +395,11 @@ class Command(BaseCommand):
                 "companies": opts["companies"],
                 "people_total": sizes["people"],
                 "companies_total": sizes["companies"],
+                "deals": opts["deals"],
+                "interactions": opts["interactions"],
+                "tasks": opts["tasks"],
             },
+            "groups": sorted(groups),
             "requests": n,
             "workers": WORKERS,
             "generate": gen_stats,
