@@ -141,6 +141,7 @@ def _mount() -> None:
     from rapport.accounts.api import router as accounts_router
     from rapport.activities.api import router as activities_router
     from rapport.core.api import router as core_router
+    from rapport.imports.api import router as imports_router
     from rapport.parties.api import router as parties_router
     from rapport.sales.api import router as sales_router
 
@@ -149,6 +150,7 @@ def _mount() -> None:
     api.add_router("/", parties_router)
     api.add_router("/", sales_router)
     api.add_router("/", activities_router)
+    api.add_router("/", imports_router)
 
 
 _mount()

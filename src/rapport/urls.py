@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("rapport.parties.urls")),
     path("", include("rapport.sales.urls")),
     path("", include("rapport.activities.urls")),
+    path("", include("rapport.imports.urls")),
     path("", include("rapport.core.urls")),
 ]

@@ -104,6 +104,16 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/timeline/{object_type}/{object_id}"): "record",
     ("POST", "/api/v1/calendar/feeds"): "self",
     ("DELETE", "/api/v1/calendar/feeds/{feed_id}"): "own-token",
+    # An import is seen by whoever started it (and administrators); the records it writes
+    # go through the directory services, which check the create permission and scope.
+    ("POST", "/api/v1/imports"): "create",
+    ("GET", "/api/v1/imports"): "own-run",
+    ("GET", "/api/v1/imports/{run_id}"): "own-run",
+    ("PATCH", "/api/v1/imports/{run_id}"): "own-run",
+    ("POST", "/api/v1/imports/{run_id}/preview"): "own-run",
+    ("POST", "/api/v1/imports/{run_id}/start"): "own-run",
+    ("GET", "/api/v1/imports/{run_id}/report"): "own-run",
+    ("POST", "/api/v1/imports/{run_id}/undo"): "own-run",
 }
 
 # Page URL names -> kind
@@ -187,6 +197,11 @@ PAGE_ROUTES: dict[str, str] = {
     "calendar-feed-create": "self",
     "calendar-feed-revoke": "own-token",
     "calendar-feed": "public",
+    "import-list": "own-run",
+    "import-detail": "own-run",
+    "import-progress": "own-run",
+    "import-report": "own-run",
+    "import-undo": "own-run",
 }
 
 
@@ -524,3 +539,30 @@ def test_every_export_is_404_without_the_export_permission(world, alice, org, cl
     client = client_for(alice)
     for url in _export_urls(world):
         assert client.get(url).status_code == 404, url
+
+
+def test_an_import_is_404_for_everyone_but_its_author_and_administrators(
+    alice, bob, admin_user, client_for, tmp_path
+):
+    from django.urls import reverse
+
+    from rapport.imports import services
+
+    path = tmp_path / "clients.csv"
+    path.write_text("ФИО;Телефон\nИванов Иван;+79120001122\n", encoding="utf-8")
+    run = services.run_create(actor=alice, source=path, file_name=path.name, target="people")
+    other = client_for(bob)
+    for method, api_path in [k for k, kind in API_ROUTES.items() if kind == "own-run"]:
+        if "{run_id}" not in api_path:
+            continue
+        url = api_path.replace("{run_id}", str(run.pk))
+        response = _json(other, method, url, {} if method != "GET" else None)
+        assert response.status_code == 404, (method, api_path, response.status_code)
+    assert all(r["id"] != run.pk for r in other.get("/api/v1/imports").json())
+    for name in ("import-detail", "import-progress"):
+        assert other.get(reverse(name, args=[run.pk])).status_code == 404
+    assert other.get(reverse("import-report", args=[run.pk, "json"])).status_code == 404
+    assert other.post(reverse("import-undo", args=[run.pk])).status_code == 404
+    assert str(run.file_name) not in other.get(reverse("import-list")).content.decode()
+    assert client_for(alice).get(reverse("import-detail", args=[run.pk])).status_code == 200
+    assert client_for(admin_user).get(reverse("import-detail", args=[run.pk])).status_code == 200

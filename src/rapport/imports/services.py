@@ -31,6 +31,7 @@ from rapport.accounts.models import User
 from rapport.core.emails import normalize_email
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
+from rapport.core.ownership import resolve_responsible
 from rapport.core.phones import parse_phones, phone_region
 from rapport.core.scopes import scope_allows
 from rapport.imports import mapping as mapping_mod
@@ -227,11 +228,8 @@ def run_configure(
         else:
             run.default_region = region
     if responsible_id is not None:
-        user = User.objects.filter(pk=responsible_id, is_active=True).first()
-        if user is None:
-            errors["responsible_id"] = [_("No such user.")]
-        else:
-            run.responsible = user
+        object_type = "person" if run.target == Target.PEOPLE else "company"
+        run.responsible = resolve_responsible(actor, object_type, responsible_id, errors)
     if errors:
         raise FieldErrors(errors)
     if save_preset.strip():
