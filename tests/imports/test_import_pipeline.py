@@ -412,3 +412,23 @@ def test_undo_keeps_records_changed_after_the_import_and_says_which(admin_user, 
     assert len(result.kept) == 1
     assert "Петров" in result.kept[0]
     assert list(Person.objects.values_list("last_name", flat=True)) == ["Петров"]
+
+
+def test_undo_keeps_a_person_a_deal_was_opened_for_after_the_import(
+    admin_user, tmp_path, pipelines
+):
+    from rapport.sales.services import deal_create
+
+    path = _csv(tmp_path / "c.csv", [HEADER, ["Петров Пётр", "", "", "+79120001122", "", "", "",
+                                              ""]])  # fmt: skip
+    run = _import(admin_user, path)
+    petrov = Person.objects.get()
+    deal_create(
+        actor=admin_user,
+        data={"title": "Supply", "pipeline_id": pipelines["free"].pk, "person_id": petrov.pk},
+    )
+    result = services.run_undo(actor=admin_user, run=run)
+    assert result.removed == 0
+    assert len(result.kept) == 1
+    assert "deals: 1" in result.kept[0]
+    assert Person.objects.filter(pk=petrov.pk).exists()

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -972,10 +973,9 @@ def party_purge_blockers(obj: Company | Person) -> list[str]:
             continue
         found.append(f"{model._meta.verbose_name_plural}: {len(instances)}")
     for (fld, _value), batches in collector.field_updates.items():  # SET_NULL references
-        count = sum(
-            b.count() if hasattr(b, "count") and not isinstance(b, list) else len(b)
-            for b in batches
-        )
+        # Django keeps querysets here (one per relation); older versions kept instances.
+        batch_list: list[Any] = list(batches)
+        count = sum(b.count() if isinstance(b, QuerySet) else 1 for b in batch_list)
         if count:
             found.append(f"{fld.model._meta.verbose_name_plural}: {count}")
     for qs in collector.fast_deletes:  # CASCADE rows deleted without loading them
