@@ -28,6 +28,8 @@ from django.db import connection
 CHILD_ENV = "RAPPORT_BENCH_CHILD"
 REUSE_ENV = "RAPPORT_BENCH_REUSED"
 WORKERS = 2
+EXTRAS = ("deals", "interactions", "tasks")
+EXTRA_DEFAULTS = {"deals": 5_000, "interactions": 20_000, "tasks": 5_000}
 
 
 def _vendor(url: str) -> str:
@@ -72,10 +74,21 @@ class Command(BaseCommand):
         parser.add_argument("--people", type=int, default=20_000)
         parser.add_argument("--companies", type=int, default=6_000)
         parser.add_argument(
-            "--deals", type=int, default=5_000, help="deals (about 6 history rows each)"
+            "--deals",
+            type=int,
+            default=None,
+            help=f"deals, about 6 history rows each (default {EXTRA_DEFAULTS['deals']:,}; "
+            "with --reuse: as many as the database holds)",
         )
-        parser.add_argument("--interactions", type=int, default=20_000)
-        parser.add_argument("--tasks", type=int, default=5_000)
+        parser.add_argument(
+            "--interactions",
+            type=int,
+            default=None,
+            help=f"default {EXTRA_DEFAULTS['interactions']:,}",
+        )
+        parser.add_argument(
+            "--tasks", type=int, default=None, help=f"default {EXTRA_DEFAULTS['tasks']:,}"
+        )
         parser.add_argument(
             "--only",
             default="",
@@ -154,16 +167,26 @@ class Command(BaseCommand):
     def _prepare(self, url: str, opts: dict[str, Any]) -> None:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "rapport.settings"}
         counts = self._counts(url) if opts["reuse"] else None
-        wanted = {k: opts[k] for k in ("people", "companies", "deals", "interactions", "tasks")}
-        reused = counts == wanted
+        same_parties = counts is not None and (counts["people"], counts["companies"]) == (
+            opts["people"],
+            opts["companies"],
+        )
+        # --reuse without sizes of deals and activities takes those the database holds
+        # (a people-only database stays people-only); sizes given must match.
+        reused = same_parties and all(
+            opts[k] is None or opts[k] == counts[k]  # type: ignore[index]
+            for k in EXTRAS
+        )
         # The same people and companies without any deals, interactions or tasks yet:
         # keep them and generate only the rest.
         parties_only = (
-            counts is not None
-            and not reused
-            and (counts["people"], counts["companies"]) == (opts["people"], opts["companies"])
-            and counts["deals"] == counts["interactions"] == counts["tasks"] == 0
+            same_parties and not reused and all(counts[k] == 0 for k in EXTRAS)  # type: ignore[index]
         )
+        for k in EXTRAS:
+            if reused:
+                opts[k] = counts[k]  # type: ignore[index]
+            elif opts[k] is None:
+                opts[k] = EXTRA_DEFAULTS[k]
         if reused:
             self.stdout.write(f"Reusing the bench database {url} ({counts})")
         elif parties_only:
