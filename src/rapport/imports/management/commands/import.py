@@ -64,7 +64,15 @@ class Command(BaseCommand):
                     self.stdout.write(f"  kept: {line}")
                 return
             if opts["resume"]:
+                services.runs_mark_stale()
                 run = ImportRun.objects.get(pk=opts["resume"])
+                if run.status == RunStatus.RUNNING:
+                    raise CommandError(
+                        f"import {run.pk} is still running (last checkpoint "
+                        f"{run.heartbeat_at:%H:%M:%S}); resume it once it is marked failed"
+                    )
+                if run.status not in (RunStatus.FAILED, RunStatus.QUEUED):
+                    raise CommandError(f"import {run.pk} is {run.status}: nothing to resume")
             else:
                 if not opts["file"]:
                     raise CommandError("give a FILE (or --resume / --undo ID)")
