@@ -43,7 +43,11 @@ def import_list(request: HttpRequest) -> HttpResponse:
     """Past imports, and the form that starts a new one with a file."""
     user = _user(request)
     errors: dict[str, list[str]] = {}
-    data: dict[str, Any] = {"target": Target.PEOPLE, "default_region": ""}
+    target = request.GET.get("target", "")
+    data: dict[str, Any] = {
+        "target": target if target in Target.values else Target.PEOPLE,
+        "default_region": "",
+    }
     if request.method == "POST":
         data = request.POST.dict()
         upload = request.FILES.get("file")
