@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "rapport.sales",
     "rapport.activities",
     "rapport.imports",
+    "rapport.dedupe",
 ]
 
 MIDDLEWARE = [

@@ -9,5 +9,6 @@ urlpatterns = [
     path("", include("rapport.sales.urls")),
     path("", include("rapport.activities.urls")),
     path("", include("rapport.imports.urls")),
+    path("", include("rapport.dedupe.urls")),
     path("", include("rapport.core.urls")),
 ]

@@ -202,6 +202,11 @@ PAGE_ROUTES: dict[str, str] = {
     "import-progress": "own-run",
     "import-report": "own-run",
     "import-undo": "own-run",
+    "duplicate-list": "list",
+    "duplicate-scan": "admin",
+    "duplicate-merge": "record",
+    "duplicate-dismiss": "record",
+    "merge-undo": "record",
 }
 
 
@@ -476,7 +481,8 @@ def test_admin_pages_are_404_for_everyone_but_administrators(world, alice, admin
             args = [world["pipeline"].pk]
         url = reverse(name, args=args)
         # loss-reasons takes POST only: a GET would be 405 before the admin check
-        method = "post" if name.endswith("delete") or name == "loss-reasons" else "get"
+        post_only = ("loss-reasons", "duplicate-scan")
+        method = "post" if name.endswith("delete") or name in post_only else "get"
         assert getattr(client_for(alice), method)(url).status_code == 404, name
     assert client_for(admin_user).get(reverse("users")).status_code == 200
 
@@ -566,3 +572,25 @@ def test_an_import_is_404_for_everyone_but_its_author_and_administrators(
     assert str(run.file_name) not in other.get(reverse("import-list")).content.decode()
     assert client_for(alice).get(reverse("import-detail", args=[run.pk])).status_code == 200
     assert client_for(admin_user).get(reverse("import-detail", args=[run.pk])).status_code == 200
+
+
+def test_duplicates_of_another_team_cannot_be_compared_merged_or_dismissed(
+    world, alice, carol, client_for
+):
+    from django.urls import reverse
+
+    from rapport.dedupe.services import merge
+    from rapport.parties.services import person_create
+
+    twin = person_create(
+        actor=alice, data={"first_name": "Alpha", "last_name": "Person"}, force=True
+    )
+    p = world["person"]
+    client = client_for(carol)
+    for name, method in (("duplicate-merge", "get"), ("duplicate-merge", "post"),
+                         ("duplicate-dismiss", "post")):  # fmt: skip
+        url = reverse(name, args=["person", p.pk, twin.pk])
+        assert getattr(client, method)(url).status_code == 404, name
+    record = merge(actor=alice, object_type="person", survivor_id=p.pk, merged_id=twin.pk)
+    assert client.post(reverse("merge-undo", args=[record.pk])).status_code == 404
+    assert "Alpha" not in client.get(reverse("duplicate-list")).content.decode()

@@ -38,7 +38,7 @@ class Known:
     tax_id: str = ""
 
 
-def _known(model: type[Company] | type[Person], ids: list[int]) -> list[Known]:
+def known_records(model: type[Company] | type[Person], ids: list[int]) -> list[Known]:
     if not ids:
         return []
     owner = "company" if model is Company else "person"
@@ -92,7 +92,7 @@ def company_candidates(rd: RowData) -> list[Known]:
         emails=rd.emails if not rd.has_person else [],
         limit=CANDIDATES,
     )
-    known = _known(Company, [c.object_id for c in cands])
+    known = known_records(Company, [c.object_id for c in cands])
     forms = dict(
         Company.objects.filter(id__in=[k.id for k in known]).values_list("id", "legal_form")
     )
@@ -174,7 +174,7 @@ def match_person(rd: RowData, *, company_ids: set[int] | None = None) -> int | N
     key = name_key(name)
     emails, phones = set(rd.emails), set(rd.phones)
     best: tuple[int, int] | None = None
-    for k in _known(Person, [c.object_id for c in cands]):
+    for k in known_records(Person, [c.object_id for c in cands]):
         sim = _similarity(key, k.key)
         same_email = bool(emails & k.emails)
         same_phone = bool(phones & k.phones)

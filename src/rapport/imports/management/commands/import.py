@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Q
 
 from rapport.accounts.models import User
 from rapport.core.errors import FieldErrors, ServiceError
@@ -44,7 +45,7 @@ class Command(BaseCommand):
         user = (
             qs.filter(username=username).first()
             if username
-            else qs.filter(is_superuser=True).order_by("id").first()
+            else qs.filter(Q(is_superuser=True) | Q(role__is_admin=True)).order_by("id").first()
         )
         if user is None:
             raise CommandError(f"no such active user: {username or '(an administrator)'}")

@@ -1,0 +1,187 @@
+"""Finding duplicates already in the base, merging them field by field, and undoing it."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from rapport.activities.services import task_create
+from rapport.core.errors import PermissionDenied
+from rapport.core.events import outbox_dispatch
+from rapport.core.models import AuditEntry
+from rapport.dedupe import finder, selectors, services
+from rapport.dedupe.models import DuplicatePair, PairStatus
+from rapport.parties.models import Company, Employment, Person
+from rapport.parties.services import company_create, person_create, person_update
+
+
+def _person(actor, first, last, **data):
+    return person_create(
+        actor=actor, data={"first_name": first, "last_name": last, **data}, force=True
+    )
+
+
+@pytest.fixture
+def twins(alice):
+    """The same client entered twice, differently, plus a colleague sharing the switchboard."""
+    acme = company_create(actor=alice, data={"short_name": "ООО Ромашка"})
+    a = _person(
+        alice, "Иван", "Иванов", phones=[{"raw": "+7 912 000-11-22"}],
+        emails=[{"raw": "ivan@romashka.ru"}], city="Тула",
+        employments=[{"company_id": acme.pk, "position": "Директор"}],
+    )  # fmt: skip
+    b = _person(
+        alice, "Ivan", "Ivanov", phones=[{"raw": "8 (495) 111-22-33"}],
+        emails=[{"raw": "ivan@romashka.ru"}], birthday="1980-05-01",
+    )  # fmt: skip
+    colleague = _person(alice, "Анна", "Сидорова", phones=[{"raw": "8 (495) 111-22-33"}])
+    return {"a": a, "b": b, "colleague": colleague, "acme": acme}
+
+
+def test_the_scan_finds_the_same_client_entered_twice_and_not_the_colleague(alice, twins):
+    finder.scan("person")
+    found = selectors.clusters(user=alice, object_type="person")
+    assert len(found) == 1
+    cluster = found[0]
+    assert {m.pk for m in cluster.members} == {twins["a"].pk, twins["b"].pk}
+    assert cluster.score >= 95
+    assert "email" in cluster.reasons
+
+
+def test_a_typo_in_a_name_with_the_same_phone_is_found(alice):
+    a = _person(alice, "Мария", "Кузнецова", phones=[{"raw": "+7 912 555-66-77"}])
+    b = _person(alice, "Мария", "Кузнецава", phones=[{"raw": "+7 912 555-66-77"}])
+    finder.scan("person")
+    pair = DuplicatePair.objects.get()
+    assert (pair.a_id, pair.b_id) == (a.pk, b.pk)
+    assert "phone" in pair.reasons
+
+
+def test_companies_with_the_same_tax_id_are_one_and_different_tax_ids_are_two(alice):
+    a = company_create(actor=alice, data={"short_name": "Ромашка ООО", "tax_id": "7707083893"},
+                       force=True)  # fmt: skip
+    b = company_create(actor=alice, data={"short_name": "ООО «Ромашка»", "tax_id": "7707083893"},
+                       force=True)  # fmt: skip
+    company_create(actor=alice, data={"short_name": "Ромашка", "tax_id": "500100732259"},
+                   force=True)  # fmt: skip
+    finder.scan("company")
+    assert list(DuplicatePair.objects.values_list("a_id", "b_id", "score")) == [(a.pk, b.pk, 100)]
+
+
+def test_new_records_are_checked_as_they_are_created(alice, twins):
+    outbox_dispatch()
+    assert DuplicatePair.objects.filter(
+        object_type="person", a_id=twins["a"].pk, b_id=twins["b"].pk
+    ).exists()
+
+
+def test_another_teams_records_are_not_shown_in_clusters(carol, twins):
+    finder.scan("person")
+    assert selectors.clusters(user=carol, object_type="person") == []
+
+
+def test_merging_keeps_chosen_values_and_moves_everything_to_the_survivor(alice, twins):
+    a, b = twins["a"], twins["b"]
+    task = task_create(actor=alice, data={"title": "Call Ivan", "person_id": b.pk})
+    record = services.merge(
+        actor=alice, object_type="person", survivor_id=a.pk, merged_id=b.pk,
+        keep={"first_name": "survivor", "city": "survivor"},
+    )  # fmt: skip
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert b.deleted_at is not None  # in the recycle bin
+    assert (a.first_name, a.city) == ("Иван", "Тула")
+    assert a.birthday.isoformat() == "1980-05-01"  # an empty field is filled from the other
+    phones = set(a.contact_points.filter(channel="phone").values_list("value", flat=True))
+    assert phones == {"+79120001122", "+74951112233"}
+    assert a.contact_points.filter(channel="email").count() == 1
+    task.refresh_from_db()
+    assert task.person_id == a.pk
+    assert AuditEntry.objects.filter(object_type="person", object_id=a.pk, action="merge").exists()
+    assert DuplicatePair.objects.filter(status=PairStatus.MERGED).count() <= 1
+    assert record.moved
+
+
+def test_the_merged_records_company_link_moves_unless_the_survivor_has_it(alice, twins):
+    a, b, acme = twins["a"], twins["b"], twins["acme"]
+    person_update(actor=alice, person=b, data={"employments": [{"company_id": acme.pk}]})
+    services.merge(actor=alice, object_type="person", survivor_id=b.pk, merged_id=a.pk)
+    assert list(Employment.objects.filter(person=b).values_list("company_id", flat=True)) == [
+        acme.pk
+    ]
+    assert not Employment.objects.filter(person=a).exists()
+
+
+def test_undo_puts_both_records_back_as_they_were(alice, twins):
+    a, b = twins["a"], twins["b"]
+    task = task_create(actor=alice, data={"title": "Call Ivan", "person_id": b.pk})
+    job = Employment.objects.get(person=a)
+    record = services.merge(
+        actor=alice, object_type="person", survivor_id=b.pk, merged_id=a.pk,
+        keep={"first_name": "merged", "last_name": "merged"},
+    )  # fmt: skip
+    b.refresh_from_db()
+    assert (b.last_name, b.first_name) == ("Иванов", "Иван")
+    services.merge_undo(actor=alice, record=record)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.deleted_at is None
+    assert (b.last_name, b.first_name, b.city) == ("Ivanov", "Ivan", "")
+    assert set(b.contact_points.values_list("value", flat=True)) == {
+        "+74951112233", "ivan@romashka.ru"
+    }  # fmt: skip
+    assert Employment.objects.get(pk=job.pk).person_id == a.pk
+    task.refresh_from_db()
+    assert task.person_id == b.pk
+
+
+def test_a_rep_cannot_merge_a_colleagues_record(bob, alice, twins):
+    with pytest.raises(PermissionDenied):
+        services.merge(
+            actor=bob, object_type="person", survivor_id=twins["a"].pk, merged_id=twins["b"].pk
+        )
+    assert Person.objects.filter(deleted_at__isnull=True).count() == 3
+
+
+def test_the_merge_page_shows_both_records_and_merges_on_submit(alice, twins, client_for):
+    client = client_for(alice)
+    a, b = twins["a"], twins["b"]
+    url = reverse("duplicate-merge", args=["person", a.pk, b.pk])
+    page = client.get(url).content.decode()
+    assert "Иванов" in page
+    assert "Ivanov" in page
+    assert 'name="keep_first_name"' in page
+    response = client.post(
+        url, {"survivor": str(b.pk), "keep_first_name": "a", "keep_last_name": "a"}
+    )
+    assert response.status_code == 302
+    b.refresh_from_db()
+    assert (b.last_name, b.first_name) == ("Иванов", "Иван")
+    assert Person.objects.get(pk=a.pk).deleted_at is not None
+
+
+def test_the_list_page_shows_clusters_and_not_duplicates_hides_a_pair(alice, twins, client_for):
+    finder.scan("person")
+    client = client_for(alice)
+    page = client.get(reverse("duplicate-list") + "?type=person").content.decode()
+    assert 'class="cluster"' in page
+    a, b = twins["a"], twins["b"]
+    client.post(reverse("duplicate-dismiss", args=["person", a.pk, b.pk]))
+    assert 'class="cluster"' not in client.get(reverse("duplicate-list")).content.decode()
+    finder.scan("person")  # a later scan keeps the verdict
+    assert DuplicatePair.objects.get().status == PairStatus.DISMISSED
+
+
+def test_the_cli_lists_clusters_as_json(alice, admin_user, twins):
+    out = StringIO()
+    call_command(
+        "duplicates", "--target", "people", "--scan", "--json", stdout=out, stderr=StringIO()
+    )
+    clusters = json.loads(out.getvalue())
+    assert len(clusters) == 1
+    assert {r["id"] for r in clusters[0]["records"]} == {twins["a"].pk, twins["b"].pk}
+    assert Company.objects.count() == 1
