@@ -19,12 +19,19 @@ def deal_stalled_reminder(event: OutboxEvent) -> None:
     if deal is None or deal.responsible_id is None:
         return
     payload = event.payload or {}
-    breach = f"deal_stalled:{deal.pk}:{payload.get('entered_at', '')}"
-    text = _("Deal “%(deal)s” is stalled in “%(stage)s” for %(days)s days") % {
-        "deal": deal.title,
-        "stage": payload.get("stage_name") or (deal.stage.name if deal.stage else ""),
-        "days": payload.get("days_in_stage", 0),
-    }
+    if payload.get("reason") == "no_contact":
+        breach = f"deal_no_contact:{deal.pk}:{payload.get('since', '')}"
+        text = _("Deal “%(deal)s”: no contact with the client for %(days)s days") % {
+            "deal": deal.title,
+            "days": payload.get("days_without_contact", 0),
+        }
+    else:
+        breach = f"deal_stalled:{deal.pk}:{payload.get('entered_at', '')}"
+        text = _("Deal “%(deal)s” is stalled in “%(stage)s” for %(days)s days") % {
+            "deal": deal.title,
+            "stage": payload.get("stage_name") or (deal.stage.name if deal.stage else ""),
+            "days": payload.get("days_in_stage", 0),
+        }
     notify(
         user_id=deal.responsible_id,
         kind=NotificationKind.DEAL_STALLED,

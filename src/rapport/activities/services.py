@@ -36,6 +36,26 @@ from rapport.core.ownership import resolve_responsible, team_for
 from rapport.core.scopes import scope_allows
 
 LINKS = ("company", "person", "deal", "lead")
+# What counts as contact with a client for the "no contact for N days" reminder.
+CONTACT_KINDS = (
+    InteractionKind.CALL,
+    InteractionKind.EMAIL,
+    InteractionKind.MEETING,
+    InteractionKind.MESSAGE,
+)
+
+
+def _client_contacted(obj: Interaction) -> None:
+    """A done call, email, meeting or message is the client's deals' last contact."""
+    if obj.status != InteractionStatus.DONE or obj.kind not in CONTACT_KINDS or obj.at is None:
+        return
+    from rapport.sales.services import deals_contacted
+
+    deals_contacted(
+        company_id=obj.company_id, person_id=obj.person_id, deal_id=obj.deal_id, at=obj.at
+    )
+
+
 INTERACTION_FIELDS = [
     "kind",
     "status",
@@ -266,6 +286,7 @@ def interaction_log(*, actor: User | None, data: dict[str, Any]) -> Interaction:
             if v not in ("", None)
         },
     )
+    _client_contacted(obj)
     event_record(
         name="interaction.logged",
         object_type="interaction",
@@ -305,6 +326,7 @@ def interaction_update(
     changes["version"] = [obj.version, obj.version + 1]
     obj.version += 1
     obj.save()
+    _client_contacted(obj)
     audit_record(
         actor=actor, instance=obj, object_type="interaction", action="update", changes=changes
     )

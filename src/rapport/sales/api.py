@@ -124,6 +124,7 @@ def pipeline_out(p: Pipeline, stages: list[Stage]) -> dict[str, Any]:
         "kind": p.kind,
         "order": p.order,
         "is_active": p.is_active,
+        "no_contact_days": p.no_contact_days,
         "stages": [stage_out(s) for s in stages],
     }
 

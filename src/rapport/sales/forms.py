@@ -111,6 +111,13 @@ class PipelineForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=PipelineKind.choices)
     order = forms.IntegerField(label=_("Order"), min_value=0, initial=100)
     is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
+    no_contact_days = forms.IntegerField(
+        label=_("Remind after days without contact"),
+        required=False,
+        min_value=1,
+        max_value=365,
+        help_text=_("Empty: no reminder."),
+    )
 
 
 class StageForm(forms.Form):

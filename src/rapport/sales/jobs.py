@@ -12,4 +12,12 @@ def deals_stalled() -> int:
     return deals_mark_stalled()
 
 
+def deals_silent() -> int:
+    """Remind of open deals whose client has had no contact for the pipeline's days."""
+    from rapport.sales.services import deals_mark_silent
+
+    return deals_mark_silent()
+
+
 periodic("rapport.deals_stalled", "rapport.sales.jobs.deals_stalled")
+periodic("rapport.deals_silent", "rapport.sales.jobs.deals_silent", minutes=15)

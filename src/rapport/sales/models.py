@@ -22,6 +22,15 @@ class Pipeline(TimestampedModel, VersionedModel):
     )
     order = models.PositiveIntegerField(_("order"), default=100)
     is_active = models.BooleanField(_("active"), default=True)
+    no_contact_days = models.PositiveIntegerField(
+        _("remind after days without contact"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The manager of an open deal is reminded when its client has had no call, email, "
+            "meeting or message for this many days. Empty: no reminder."
+        ),
+    )
 
     class Meta:
         ordering = ["order", "id"]
@@ -240,6 +249,10 @@ class Deal(Owned):
     # reminder for the current stay went out (reset on every move): exactly once per breach.
     stage_deadline = models.DateTimeField(null=True, blank=True, editable=False)
     stalled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last done call, email, meeting or message with the deal's client (activities keep
+    # it), and when the manager was last reminded of a silence: once per silence.
+    last_contact_at = models.DateTimeField(null=True, blank=True, editable=False)
+    no_contact_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]

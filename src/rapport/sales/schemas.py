@@ -49,6 +49,9 @@ class PipelineOut(Schema):
     kind: str
     order: int
     is_active: bool
+    no_contact_days: int | None = Field(
+        None, description="Remind the manager after this many days without contact"
+    )
     stages: list[StageOut] = Field(description="Ordered as on the board")
 
 
@@ -57,6 +60,7 @@ class PipelineWrite(Strict):
     kind: PipelineKind = PipelineKind.FREE
     order: int = Field(100, ge=0, le=1_000_000)
     is_active: bool = True
+    no_contact_days: int | None = Field(None, ge=1, le=365)
 
 
 class PipelinePatch(Strict):
@@ -64,6 +68,7 @@ class PipelinePatch(Strict):
     kind: PipelineKind | None = None
     order: int | None = Field(None, ge=0, le=1_000_000)
     is_active: bool | None = None
+    no_contact_days: int | None = Field(None, ge=1, le=365)
 
 
 class StageWrite(Strict):

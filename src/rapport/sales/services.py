@@ -7,12 +7,14 @@ Each write is one transaction, audited, with an outbox event.
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -190,21 +192,33 @@ def pipeline_save(
         errors["kind"] = [_("Choose strict, free or stageless.")]
     if pipeline and kind != pipeline.kind and pipeline.deals.exists():
         errors["kind"] = [_("The kind cannot change once the pipeline has deals.")]
+    no_contact: int | None = pipeline.no_contact_days if pipeline else None
+    if "no_contact_days" in data:
+        raw = data["no_contact_days"]
+        try:
+            no_contact = int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            no_contact = None
+            errors["no_contact_days"] = [_("Enter a whole number of days.")]
+        if no_contact is not None and not 1 <= no_contact <= 365:
+            errors["no_contact_days"] = [_("Enter between 1 and 365 days, or leave it empty.")]
     if errors:
         raise FieldErrors(errors)
     created = pipeline is None
     obj = pipeline or Pipeline()
-    before = {} if created else snapshot(obj, ["name", "kind", "order", "is_active"])
+    tracked = ["name", "kind", "order", "is_active", "no_contact_days"]
+    before = {} if created else snapshot(obj, tracked)
     obj.name = name[:100]
     obj.kind = kind
     if "order" in data:
         obj.order = int(data["order"] or 0)
     if "is_active" in data:
         obj.is_active = bool(data["is_active"])
+    obj.no_contact_days = no_contact
     if not created:
         obj.version += 1
     obj.save()
-    after = snapshot(obj, ["name", "kind", "order", "is_active"])
+    after = snapshot(obj, tracked)
     audit_record(
         actor=actor,
         instance=obj,
@@ -928,6 +942,68 @@ def deals_mark_stalled(*, now: Any = None, limit: int = 500) -> int:
                 },
             )
             done += 1
+    return done
+
+
+def deals_contacted(
+    *, company_id: int | None, person_id: int | None, deal_id: int | None, at: Any
+) -> int:
+    """A call, email, meeting or message with a client was done at ``at``: the open deals
+    of that client (and the deal named) count it as their last contact."""
+    q = Q()
+    if deal_id:
+        q |= Q(pk=deal_id)
+    if company_id:
+        q |= Q(company_id=company_id)
+    if person_id:
+        q |= Q(person_id=person_id) | Q(contact_id=person_id)
+    if not q:
+        return 0
+    return (
+        Deal.objects.filter(q, status=DealStatus.OPEN, deleted_at__isnull=True)
+        .filter(Q(last_contact_at__isnull=True) | Q(last_contact_at__lt=at))
+        .update(last_contact_at=at)
+    )
+
+
+def deals_mark_silent(*, now: Any = None, limit: int = 500) -> int:
+    """Record ``deal.stalled`` (reason: no contact) for open deals whose client has had no
+    contact for the pipeline's ``no_contact_days`` — once per silence: a new contact starts
+    a new one. Safe to run concurrently and repeatedly (conditional update)."""
+    now = now or timezone.now()
+    done = 0
+    for pipeline in Pipeline.objects.filter(no_contact_days__isnull=False, is_active=True):
+        cutoff = now - dt.timedelta(days=int(pipeline.no_contact_days or 0))
+        since = Coalesce(F("last_contact_at"), F("created_at"))
+        due = (
+            Deal.objects.filter(pipeline=pipeline, status=DealStatus.OPEN, deleted_at__isnull=True)
+            .annotate(since=since)
+            .filter(since__lt=cutoff)
+            .filter(Q(no_contact_alerted_at__isnull=True) | Q(no_contact_alerted_at__lt=F("since")))
+        )
+        for pk, silent_since in due.values_list("pk", "since")[:limit]:
+            with transaction.atomic():
+                won = Deal.objects.filter(pk=pk, status=DealStatus.OPEN).filter(
+                    Q(no_contact_alerted_at__isnull=True)
+                    | Q(no_contact_alerted_at__lt=silent_since)
+                )
+                if not won.update(no_contact_alerted_at=now):
+                    continue
+                deal = Deal.objects.select_related("stage").get(pk=pk)
+                event_record(
+                    name="deal.stalled",
+                    object_type="deal",
+                    object_id=deal.pk,
+                    payload={
+                        "reason": "no_contact",
+                        "stage": deal.stage_id,
+                        "stage_name": deal.stage.name if deal.stage else "",
+                        "days_without_contact": (now - silent_since).days,
+                        "responsible": deal.responsible_id,
+                        "since": silent_since.isoformat(),
+                    },
+                )
+                done += 1
     return done
 
 

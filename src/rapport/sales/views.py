@@ -1216,6 +1216,7 @@ def pipeline_edit(request: HttpRequest, pipeline_id: int) -> HttpResponse:
             "kind": pipeline.kind,
             "order": pipeline.order,
             "is_active": pipeline.is_active,
+            "no_contact_days": pipeline.no_contact_days,
         },
     )
     sform = StageForm(p if p.get("form") == "stage" else None, custom=_custom_requirements())
