@@ -954,37 +954,36 @@ def party_restore(*, actor: User | None, obj: Company | Person) -> None:
     )
 
 
-# Rows that belong to a company or person and go with it when it is purged.
-_OWN_ROWS = {"contactpoint", "employment", "bankaccount", "companyrelation", "personrelation"}
-
-
 def party_purge_blockers(obj: Company | Person) -> list[str]:
-    """What else refers to the record (deals, tasks, files …): a purge would lose it."""
+    """What else refers to the record (deals, tasks, interactions …): a purge would lose it.
+
+    Rows deleted with the record (on_delete=CASCADE: contact points, company links,
+    relations, bank accounts, search keys) are part of it; rows that would only lose
+    their reference (SET_NULL) or that forbid the delete (PROTECT) belong to something
+    else and block the purge."""
     from django.db import router
+    from django.db.models import ProtectedError, RestrictedError
     from django.db.models.deletion import Collector
 
     collector = Collector(using=router.db_for_write(type(obj)))
-    collector.collect([obj])
+    try:
+        collector.collect([obj])
+    except ProtectedError as exc:
+        return [_protected(list(exc.protected_objects))]
+    except RestrictedError as exc:
+        return [_protected(list(exc.restricted_objects))]
     found: list[str] = []
-    for model, instances in collector.data.items():
-        if model is type(obj) or model._meta.model_name in _OWN_ROWS:
-            continue
-        if model._meta.auto_created:  # tag links
-            continue
-        found.append(f"{model._meta.verbose_name_plural}: {len(instances)}")
     for (fld, _value), batches in collector.field_updates.items():  # SET_NULL references
         # Django keeps querysets here (one per relation); older versions kept instances.
         batch_list: list[Any] = list(batches)
         count = sum(b.count() if isinstance(b, QuerySet) else 1 for b in batch_list)
         if count:
             found.append(f"{fld.model._meta.verbose_name_plural}: {count}")
-    for qs in collector.fast_deletes:  # CASCADE rows deleted without loading them
-        if qs.model._meta.model_name in _OWN_ROWS or qs.model._meta.auto_created:
-            continue
-        count = qs.count()
-        if count:
-            found.append(f"{qs.model._meta.verbose_name_plural}: {count}")
     return found
+
+
+def _protected(objs: list[Any]) -> str:
+    return f"{type(objs[0])._meta.verbose_name_plural}: {len(objs)}" if objs else "?"
 
 
 @transaction.atomic
