@@ -38,9 +38,10 @@ COMPANY_CHOICES = [
     "website", "legal_address", "postal_address", "city", "client_since", "source", "notes",
     "responsible",
 ]  # fmt: skip
-# Rows that belong to the record itself and are handled apart (contact points through the
-# update service; search documents are rebuilt; audit entries stay with each record).
-_SKIP = {"contactpoint"}
+# Rows derived from the record itself, handled apart: contact points go through the update
+# service; the duplicate guard's name keys stay with their record (the survivor's are
+# rebuilt by the update); search documents are rebuilt; audit entries stay with each record.
+_SKIP = {"contactpoint", "personnamekey", "companynamekey"}
 
 
 def choice_fields(object_type: str) -> list[str]:
