@@ -110,8 +110,8 @@ def load_activities(n: int) -> ActivityInputs:
     from django.contrib.auth.hashers import make_password
 
     # the managers log in to see their own calendar, desk and tasks
-    with transaction.atomic():
-        _sql(
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
             "UPDATE accounts_user SET password = %s WHERE username LIKE 'manager%%'",
             [make_password(BENCH_PASSWORD)],
         )
@@ -194,7 +194,7 @@ def _deal_extras(ids: list[int]) -> None:
 def board_sql(inp: SalesInputs) -> None:
     _sql("SELECT * FROM sales_pipeline WHERE id = %s", [inp.pipeline_id])
     _sql(
-        "SELECT stage_id, COUNT(id), SUM(amount) FROM sales_deal WHERE deleted_at IS NULL "
+        "SELECT stage_id, COUNT(*), SUM(amount) FROM sales_deal WHERE deleted_at IS NULL "
         "AND pipeline_id = %s AND status = 'open' GROUP BY stage_id",
         [inp.pipeline_id],
     )
@@ -252,7 +252,7 @@ def move_sql(inp: SalesInputs, item: tuple[int, int, int, int]) -> None:
             _sql(f"SELECT {DEAL_COLS} {DEAL_JOINS} WHERE d.id = %s", [deal])
             for stage in (frm, to):
                 _sql(
-                    "SELECT COUNT(id), SUM(amount) FROM sales_deal WHERE deleted_at IS NULL "
+                    "SELECT COUNT(*), SUM(amount) FROM sales_deal WHERE deleted_at IS NULL "
                     "AND pipeline_id = %s AND status = 'open' AND stage_id = %s",
                     [inp.pipeline_id, stage],
                 )
@@ -359,21 +359,25 @@ def _calendar_sql(user: int, start: dt.datetime, end: dt.datetime) -> None:
     )
     _sql(
         "SELECT t.* FROM activities_task t WHERE t.deleted_at IS NULL AND t.due_at >= %s "
-        "AND t.due_at < %s AND t.status != 'cancelled' AND (t.responsible_id = %s OR t.id IN "
-        "(SELECT task_id FROM activities_task_coexecutors WHERE user_id = %s)) "
+        "AND t.due_at < %s AND t.status IN ('open', 'in_progress', 'done') AND t.id IN "
+        "(SELECT id FROM activities_task WHERE responsible_id = %s AND due_at >= %s "
+        "AND due_at < %s AND status IN ('open', 'in_progress', 'done') UNION "
+        "SELECT task_id FROM activities_task_coexecutors WHERE user_id = %s) "
         "ORDER BY t.due_at, t.id LIMIT 1000",
-        [start, end, user, user],
+        [start, end, user, start, end, user],
     )
 
 
 def _overdue_sql(user: int, limit: int) -> None:
+    now = dt.datetime.now(dt.UTC)
     rows = _sql(
         "SELECT t.* FROM activities_task t WHERE t.deleted_at IS NULL "
         "AND t.status IN ('open', 'in_progress') AND t.due_at < %s AND t.parent_id IS NULL "
-        "AND (t.responsible_id = %s OR t.id IN "
-        "(SELECT task_id FROM activities_task_coexecutors WHERE user_id = %s)) "
+        "AND t.id IN (SELECT id FROM activities_task WHERE responsible_id = %s "
+        "AND status IN ('open', 'in_progress') AND due_at < %s UNION "
+        "SELECT task_id FROM activities_task_coexecutors WHERE user_id = %s) "
         "ORDER BY t.due_at, t.id LIMIT %s",
-        [dt.datetime.now(dt.UTC), user, user, limit],
+        [now, user, now, user, limit],
     )
     ids = [r[0] for r in rows]
     if ids:

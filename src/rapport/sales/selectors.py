@@ -172,7 +172,7 @@ def board(
     qs = deal_list(user=user, filters=f).select_related(None).select_related(*CARD_RELATED)
     totals = {
         row["stage_id"]: row
-        for row in qs.order_by().values("stage_id").annotate(n=Count("id"), s=Sum("amount"))
+        for row in qs.order_by().values("stage_id").annotate(n=Count("*"), s=Sum("amount"))
     }
     columns = []
     for stage in stages_of(pipeline):
@@ -222,7 +222,7 @@ def column_totals(
     f.pipeline_id = stage.pipeline_id
     f.stage_id = stage.pk
     f.status = DealStatus.OPEN
-    agg = deal_list(user=user, filters=f).order_by().aggregate(n=Count("id"), s=Sum("amount"))
+    agg = deal_list(user=user, filters=f).order_by().aggregate(n=Count("*"), s=Sum("amount"))
     return {"count": agg["n"] or 0, "total": agg["s"] or decimal.Decimal(0)}
 
 
@@ -328,14 +328,15 @@ def _funnel_entered_sql(entries_sql: str, params: list[Any]) -> tuple[str, list[
     and id of the entries (the caller scopes and filters them).
 
     PostgreSQL keeps each deal's latest entry with DISTINCT ON; SQLite with MAX(at), whose
-    bare columns come from the row holding the maximum (documented SQLite behaviour). Both
+    bare columns come from the row holding the maximum (documented SQLite behaviour); two entries
+    of a deal at the same instant are not told apart. Both
     read the entries in the order of ``stagechange_entry_idx`` without a sort."""
     # The statements are built from ORM-compiled SQL and constants; values stay parameters.
     if connection.vendor == "postgresql":
         latest = (
             "SELECT DISTINCT ON (to_stage_id, deal_id) to_stage_id, amount FROM ("  # noqa: S608
             + entries_sql
-            + ") entries ORDER BY to_stage_id, deal_id, at DESC, id DESC"
+            + ") entries ORDER BY to_stage_id, deal_id, at DESC"
         )
     else:
         latest = (
@@ -438,7 +439,7 @@ def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.da
     by_reason = list(
         moves.filter(closing, to_status=DealStatus.LOST)
         .values("deal__loss_reason__name")
-        .annotate(n=Count("id"), s=Sum("amount"))
+        .annotate(n=Count("*"), s=Sum("amount"))
         .order_by("-n")
     )
     first_entered = rows[0].entered if rows else created
