@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from rapport.core.names import (
     LEGAL_FORMS,
+    name_block_keys,
     name_key,
+    name_probe_keys,
     name_similarity,
     name_tokens,
     person_full_name,
@@ -224,3 +226,69 @@ def test_name_functions_never_raise(text: str) -> None:
     split_full_name(text)
     recase(text)
     assert 0 <= name_similarity(text, "Ivan Ivanov") <= 100
+
+
+# ------------------------------------------------------------------ blocking keys
+
+
+def _one_typo_away(word: str) -> set[str]:
+    """Every word one letter changed, added, dropped, or two neighbours swapped."""
+    out: set[str] = set()
+    for i in range(len(word) + 1):
+        out.add(word[:i] + "x" + word[i:])
+        if i < len(word):
+            out.add(word[:i] + word[i + 1 :])
+            out.add(word[:i] + "x" + word[i + 1 :])
+        if i < len(word) - 1:
+            out.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+    out.discard(word)
+    return {w for w in out if w}
+
+
+def _shares_a_block_key(stored: str, typed: str) -> bool:
+    return bool(set(name_block_keys(name_key(stored))) & set(name_probe_keys(name_key(typed))))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["Kuznetsov Ivan", "Rossi Maria Grazia", "Ali Abdurakhmanov", "Ромашка", "Li Na", "Qi"],
+)
+def test_one_typo_anywhere_in_a_name_keeps_a_block_key_in_common(stored: str) -> None:
+    words = name_key(stored).split()
+    for i, word in enumerate(words):
+        for typo in _one_typo_away(word):
+            typed = " ".join([*words[:i], typo, *words[i + 1 :]])
+            assert _shares_a_block_key(stored, typed), typed
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed"),
+    [
+        ("Кузнецов Иван Петрович", "Kuznetsov Ivan"),  # a word less, the other alphabet
+        ("Kuznetsov Ivan", "Иван Петрович Кузнецов"),  # a word more, another order
+        ("ООО «Ромашка Плюс»", "Romashka Plus LLC"),
+        ("Rossi Maria Grazia Anna", "Maria Grazia Rossi"),
+    ],
+)
+def test_a_word_more_or_less_keeps_a_block_key_in_common(stored: str, typed: str) -> None:
+    assert _shares_a_block_key(stored, typed)
+
+
+@pytest.mark.parametrize(
+    ("stored", "typed"),
+    [
+        ("Kuznetsov Ivan", "Smirnov Ivan"),
+        ("Kuznetsov Ivan", "Kuznetsov Petr"),
+        ("Ромашка", "Лютик"),
+    ],
+)
+def test_different_names_share_no_block_key(stored: str, typed: str) -> None:
+    assert not _shares_a_block_key(stored, typed)
+
+
+def test_block_keys_are_64_bit_and_stable() -> None:
+    keys = name_block_keys("ivan kuznetsov")
+    assert keys == name_block_keys("ivan kuznetsov")
+    assert all(-(2**63) <= k < 2**63 for k in keys)
+    assert name_block_keys("") == []
+    assert name_probe_keys("") == ()

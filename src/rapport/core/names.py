@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from hashlib import blake2b
 from itertools import permutations
 
 from anyascii import anyascii
@@ -17,7 +18,9 @@ from rapidfuzz import fuzz
 
 __all__ = [
     "LEGAL_FORMS",
+    "name_block_keys",
     "name_key",
+    "name_probe_keys",
     "name_similarity",
     "name_tokens",
     "person_full_name",
@@ -257,6 +260,103 @@ def name_similarity(a: str, b: str) -> int:
     if len(small) >= 2 and small <= large:
         best = max(best, 90.0)
     return round(best)
+
+
+# -------------------------------------------------------------------- blocking keys
+#
+# The duplicate guard cannot compare a name with a million stored ones: it looks up a
+# few exact keys (a B-tree on both databases) and compares only the records sharing one.
+# A stored record keeps the keys of its ``name_key``; a lookup computes the keys its
+# stored duplicates would have:
+#
+# - the whole key ("F"), and with three words or more, the key without each word ("S"):
+#   the same name, a name with a word more or less (a patronymic);
+# - for one typo, the other words whole with a half of the misspelt one. One typo (a
+#   letter changed, added, dropped, or two swapped) leaves one half of a word as it was;
+#   the lookup tries the splits of the lengths one letter shorter and longer, and the
+#   swap across the split. A word of up to 3 letters is keyed whole and with each letter
+#   dropped instead. Whole words with it, so that a common word ("ivan", or "yana" of
+#   "Tat'yana") does not pull in everyone who has it.
+#
+# A typo together with a missing word cannot reach the similarity threshold anyway.
+
+_BLOCK_TOKENS = 5  # the longest tokens of a long name are keyed
+_SHORT_TOKEN = 3
+
+
+def _block_tokens(key: str) -> list[str]:
+    tokens = sorted(set(key.split()))
+    if len(tokens) > _BLOCK_TOKENS:
+        tokens = sorted(sorted(tokens, key=lambda t: (-len(t), t))[:_BLOCK_TOKENS])
+    return tokens
+
+
+def _deletions(token: str) -> set[str]:
+    return {token[:i] + token[i + 1 :] for i in range(len(token))}
+
+
+def _stored_parts(token: str) -> set[str]:
+    if len(token) <= _SHORT_TOKEN:
+        return {"~" + token, *("~" + d for d in _deletions(token))}
+    half = len(token) // 2
+    return {"<" + token[:half], ">" + token[half:]}
+
+
+def _probe_parts(token: str) -> set[str]:
+    """The parts a stored token one typo away from ``token`` may have."""
+    n = len(token)
+    out: set[str] = set()
+    if n <= _SHORT_TOKEN + 1:
+        out.add("~" + token)
+        out.update("~" + d for d in _deletions(token))
+    for length in (n - 1, n, n + 1):
+        if length > _SHORT_TOKEN:
+            half = length // 2
+            out.add("<" + token[:half])
+            out.add(">" + token[n - (length - half) :])
+    if n > _SHORT_TOKEN:
+        half = n // 2
+        swapped = token[: half - 1] + token[half] + token[half - 1] + token[half + 1 :]
+        out.add("<" + swapped[:half])
+        out.add(">" + swapped[half:])
+    return out
+
+
+def _without(tokens: list[str], i: int) -> str:
+    return " ".join(tokens[:i] + tokens[i + 1 :])
+
+
+def _hash(word: str, part: str) -> int:
+    digest = blake2b(f"{word} {part}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def name_block_keys(key: str) -> list[int]:
+    """The blocking keys stored for a record whose ``name_key`` is ``key`` (64-bit ints)."""
+    tokens = _block_tokens(key)
+    if not tokens:
+        return []
+    pairs = {("F", " ".join(tokens))}
+    if len(tokens) >= 3:
+        pairs.update(("S", _without(tokens, i)) for i in range(len(tokens)))
+    for i, token in enumerate(tokens):
+        pairs.update((_without(tokens, i), p) for p in _stored_parts(token))
+    return sorted({_hash(w, p) for w, p in pairs})
+
+
+@lru_cache(maxsize=4096)
+def name_probe_keys(key: str) -> tuple[int, ...]:
+    """The keys under which records one typo, a word or a word order away are stored."""
+    tokens = _block_tokens(key)
+    if not tokens:
+        return ()
+    whole = " ".join(tokens)
+    pairs = {("F", whole), ("S", whole)}
+    if len(tokens) >= 3:
+        pairs.update(("F", _without(tokens, i)) for i in range(len(tokens)))
+    for i, token in enumerate(tokens):
+        pairs.update((_without(tokens, i), p) for p in _probe_parts(token))
+    return tuple(sorted({_hash(w, p) for w, p in pairs}))
 
 
 # ---------------------------------------------------------------------- person names

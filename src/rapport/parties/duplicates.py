@@ -1,31 +1,29 @@
 """The duplicate guard: one matcher for the create/edit guard, the importer and the finder.
 
-Exact keys first (tax id, E.164 phone, email), then fuzzy names: candidates are
-blocked through the search index on the first letters of each name token, then
-scored with rapidfuzz on the normalised keys (legal forms stripped, word order,
-case, quotes and Cyrillic/Latin spelling ignored).
+Exact keys first (tax id, E.164 phone, email), then fuzzy names: candidates are the
+records sharing a blocking key with the name (``rapport.core.names.name_probe_keys``:
+pairs of tokens, one of them whole and the other possibly with a typo), found through
+a B-tree on ``CompanyNameKey`` / ``PersonNameKey``, then scored with rapidfuzz on the
+normalised keys (legal forms stripped, word order, case, quotes and Cyrillic/Latin
+spelling ignored).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q
-from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 from rapidfuzz import fuzz
 
-from rapport.core.models import SearchDocument
-from rapport.core.names import name_key, name_similarity, name_tokens
+from rapport.core.names import name_block_keys, name_key, name_probe_keys, name_similarity
 from rapport.core.scopes import scope_allows
-from rapport.parties.models import Company, ContactPoint, Person
+from rapport.parties.models import Company, CompanyNameKey, ContactPoint, Person, PersonNameKey
 
 FUZZY_THRESHOLD = 85
-BLOCK_LIMIT = 300
-RANGE_LIMIT = 100  # per name_key range on SQLite: the nearest keys in sorted order
+BLOCK_LIMIT = 1000  # records compared by name at most (a common name at 1M people: ~300)
 
 
 @dataclass
@@ -49,57 +47,81 @@ class Candidate:
         }
 
 
-def _fuzzy_block(model: type[Company] | type[Person], name: str) -> dict[int, str]:
-    """{id: name_key} of live records whose name may be close to ``name``.
+# ------------------------------------------------------------------------ blocking keys
 
-    Only cheap lookups (prefix queries on common 3-letter prefixes read every matching
-    term's doclist on SQLite and a large part of the trigram index on PostgreSQL:
-    15-45 ms at 1M people):
 
-    - every token as a whole word in the search index: other word order, the other
-      alphabet, extra words such as a patronymic;
-    - with three tokens or more, the keys of all but one of them (a missing patronymic);
-    - typos through the ``name_key`` B-tree (sorted tokens): keys starting with the
-      first token and the first 3 letters of the second (a typo further on), and keys
-      starting with the first 4 letters of the first token and ending with the other
-      tokens (a typo in the first one after its 4th letter).
+def name_keys_save(obj: Company | Person) -> None:
+    """Store the blocking keys of ``obj.name_key``: call after saving a new or renamed record.
+
+    Only the keys that changed are written. Deleted records keep theirs (the guard skips
+    them; a restore needs nothing); a purge deletes them with the record.
     """
-    tokens = [t for t in name_tokens(name) if t]
-    if not tokens:
-        return {}
-    object_type = "company" if model is Company else "person"
-    docs = SearchDocument.objects.filter(object_type=object_type, deleted=False).order_by()
-    if connection.vendor == "sqlite":
-        match = " AND ".join(f'"{t}"' for t in tokens)
-        docs = docs.filter(
-            id__in=RawSQL(
-                "SELECT rowid FROM core_searchdocument_fts"
-                " WHERE core_searchdocument_fts MATCH %s LIMIT %s",
-                (f"body:({match})", BLOCK_LIMIT * 4),
-            )
-        )
+    wanted = set(name_block_keys(obj.name_key))
+    rows: Any
+    if isinstance(obj, Company):
+        rows = CompanyNameKey.objects.filter(company_id=obj.pk)
     else:
-        # The body is lower case: LIKE (``contains``) is served by the trigram index;
-        # ``icontains`` (UPPER(body) LIKE) would read the whole table.
-        for t in tokens:
-            docs = docs.filter(body__contains=t)
-    live = model.objects.filter(deleted_at__isnull=True).order_by()
-    pairs = list(
-        live.filter(id__in=docs.values("object_id")[:BLOCK_LIMIT]).values_list("id", "name_key")
-    )
-    if len(tokens) >= 3:
-        subsets = [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
-        pairs += live.filter(name_key__in=subsets).values_list("id", "name_key")[:RANGE_LIMIT]
-    head = f"{tokens[0]} {tokens[1][:3]}" if len(tokens) > 1 else tokens[0][:3]
-    pairs += live.filter(name_key__gte=head, name_key__lt=head + "\uffff").values_list(
-        "id", "name_key"
-    )[:RANGE_LIMIT]
-    if len(tokens) > 1:
-        first, rest = tokens[0][:4], " " + " ".join(tokens[1:])
-        pairs += live.filter(
-            name_key__gte=first, name_key__lt=first + "\uffff", name_key__endswith=rest
-        ).values_list("id", "name_key")[:RANGE_LIMIT]
-    return dict(pairs)
+        rows = PersonNameKey.objects.filter(person_id=obj.pk)
+    stored = set(rows.values_list("key", flat=True))
+    if stored - wanted:
+        rows.filter(key__in=stored - wanted).delete()
+    if wanted - stored:
+        if isinstance(obj, Company):
+            CompanyNameKey.objects.bulk_create(
+                [CompanyNameKey(company_id=obj.pk, key=k) for k in sorted(wanted - stored)]
+            )
+        else:
+            PersonNameKey.objects.bulk_create(
+                [PersonNameKey(person_id=obj.pk, key=k) for k in sorted(wanted - stored)]
+            )
+
+
+def name_keys_rebuild(
+    *, object_type: str, batch: int = 5_000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Compute every stored blocking key again (after a change of the key scheme, or
+    for rows loaded around the services, as the bench does); the number of records."""
+    model: type[Company] | type[Person] = Company if object_type == "company" else Person
+    key_model: Any = CompanyNameKey if object_type == "company" else PersonNameKey
+    owner = "company_id" if object_type == "company" else "person_id"
+    key_model.objects.all().delete()
+    last, done = 0, 0
+    while True:
+        rows = list(
+            model.objects.filter(id__gt=last).order_by("id").values_list("id", "name_key")[:batch]
+        )
+        if not rows:
+            return done
+        key_model.objects.bulk_create(
+            [
+                key_model(**{owner: oid, "key": k})
+                for oid, key in rows
+                for k in name_block_keys(key)
+            ],
+            batch_size=batch,
+        )
+        last, done = rows[-1][0], done + len(rows)
+        if progress is not None:
+            progress(done)
+
+
+def _fuzzy_block(model: type[Company] | type[Person], key: str) -> dict[int, str]:
+    """{id: name_key} of live records sharing a blocking key with ``key``.
+
+    Found: a typo anywhere (one letter changed, added, dropped, or two swapped), another
+    word order or alphabet (the key is sorted and transliterated), a word more or less
+    (a patronymic). One query: the key index, then the records by primary key.
+    """
+    probes = name_probe_keys(key)
+    if not probes:
+        return {}
+    ids: Any
+    if model is Company:
+        ids = CompanyNameKey.objects.filter(key__in=probes).order_by().values("company_id")
+    else:
+        ids = PersonNameKey.objects.filter(key__in=probes).order_by().values("person_id")
+    live = model.objects.filter(id__in=ids, deleted_at__isnull=True).order_by()
+    return dict(live.values_list("id", "name_key")[:BLOCK_LIMIT])
 
 
 def _may_reach(key: str, other: str, threshold: int) -> bool:
@@ -164,23 +186,27 @@ def find_duplicates(
                 _merge(found, oid, "", 95, _("same email %(email)s") % {"email": value})
     key = name_key(name)
     if key:
-        exact = model.objects.filter(name_key=key, deleted_at__isnull=True).values_list(
-            "id", "name_key"
-        )[:20]
-        keys = {**dict(exact), **_fuzzy_block(model, name)}
+        keys = _fuzzy_block(model, key)  # the same name too: its "F" key
+        # Candidates repeat names (a common name is shared by hundreds): score each once.
+        scored: dict[str, tuple[int, str]] = {}
         for oid, other_key in keys.items():
-            if not other_key or (
-                other_key != key and not _may_reach(key, other_key, FUZZY_THRESHOLD)
-            ):
-                continue
-            score = 100 if other_key == key else name_similarity(key, other_key)
-            if score >= FUZZY_THRESHOLD:
+            hit = scored.get(other_key)
+            if hit is None:
+                score = (
+                    100
+                    if other_key == key
+                    else name_similarity(key, other_key)
+                    if other_key and _may_reach(key, other_key, FUZZY_THRESHOLD)
+                    else 0
+                )
                 reason = (
                     _("same name")
                     if score == 100
                     else _("similar name %(score)s%%") % {"score": score}
                 )
-                _merge(found, oid, "", min(score, 90), reason)
+                hit = scored[other_key] = (score, reason)
+            if hit[0] >= FUZZY_THRESHOLD:
+                _merge(found, oid, "", min(hit[0], 90), hit[1])
     found.pop(exclude_id or -1, None)
     if not found:
         return []

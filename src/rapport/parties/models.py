@@ -153,6 +153,42 @@ class Person(Party):
         return " ".join(p for p in (self.last_name, self.first_name, self.middle_name) if p)
 
 
+class CompanyNameKey(models.Model):
+    """A blocking key of a company's name: the duplicate guard's B-tree lookup.
+
+    ``rapport.core.names.name_block_keys`` of the company's ``name_key``, refreshed with it
+    (``rapport.parties.duplicates.name_keys_save``); kept while the company is deleted.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    key = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["key", "company"], name="company_namekey_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id}: {self.key}"
+
+
+class PersonNameKey(models.Model):
+    """A blocking key of a person's name: the duplicate guard's B-tree lookup.
+
+    ``rapport.core.names.name_block_keys`` of the person's ``name_key``, refreshed with it
+    (``rapport.parties.duplicates.name_keys_save``); kept while the person is deleted.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+")
+    key = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["key", "person"], name="person_namekey_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id}: {self.key}"
+
+
 class ContactPoint(TimestampedModel):
     """A phone, email or messenger handle of a person or a company.
 

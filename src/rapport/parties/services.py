@@ -39,7 +39,7 @@ from rapport.parties.choices import (
     PersonRelationKind,
     PhoneKind,
 )
-from rapport.parties.duplicates import find_duplicates
+from rapport.parties.duplicates import find_duplicates, name_keys_save
 from rapport.parties.models import (
     BankAccount,
     Company,
@@ -430,6 +430,7 @@ def company_create(*, actor: User | None, data: dict[str, Any], force: bool = Fa
     company.created_by = actor if actor and actor.pk else None
     company.name_key = name_key(company.short_name)
     company.save()
+    name_keys_save(company)
     if data.get("tags") is not None:
         company.tags.set(_tags(list(data["tags"])))
     _replace_points(company, points)
@@ -596,6 +597,8 @@ def company_update(
     company.save(
         update_fields=[*(set(apply) & set(fields)), "name_key", "team", "version", "updated_at"]
     )
+    if "short_name" in apply:
+        name_keys_save(company)
     _company_reindex(company)
     audit_record(
         actor=actor, instance=company, object_type="company", action="update", changes=changes
@@ -754,6 +757,7 @@ def person_create(*, actor: User | None, data: dict[str, Any], force: bool = Fal
     person.name_key = name_key(person.full_name)
     _auto_time_zone(person, points)
     person.save()
+    name_keys_save(person)
     _replace_points(person, points)
     for company, position, role in jobs:
         Employment.objects.create(person=person, company=company, position=position, role=role)
@@ -880,6 +884,7 @@ def person_update(
     changes["version"] = [person.version, person.version + 1]
     person.version += 1
     person.save(update_fields=[*PERSON_FIELDS, "name_key", "team", "version", "updated_at"])
+    name_keys_save(person)
     _person_reindex(person)
     audit_record(
         actor=actor, instance=person, object_type="person", action="update", changes=changes
