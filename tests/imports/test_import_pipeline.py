@@ -432,3 +432,14 @@ def test_undo_keeps_a_person_a_deal_was_opened_for_after_the_import(
     assert len(result.kept) == 1
     assert "deals: 1" in result.kept[0]
     assert Person.objects.filter(pk=petrov.pk).exists()
+
+
+def test_an_undo_that_can_take_nothing_back_leaves_the_import_as_it_was(admin_user, tmp_path):
+    path = _csv(tmp_path / "c.csv", [HEADER, ["Петров Пётр", "", "", "+79120001122", "", "", "",
+                                              ""]])  # fmt: skip
+    run = _import(admin_user, path)
+    person_update(actor=admin_user, person=Person.objects.get(), data={"city": "Омск"})
+    result = services.run_undo(actor=admin_user, run=run)
+    assert (result.removed, result.restored, len(result.kept)) == (0, 0, 1)
+    assert ImportRun.objects.get(pk=run.pk).status == RunStatus.DONE  # can be undone later
+    assert Person.objects.count() == 1

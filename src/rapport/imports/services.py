@@ -777,6 +777,10 @@ def run_undo(*, actor: User | None, run: ImportRun) -> UndoResult:
             for key, row in created.items():
                 if key[0] == kind:
                     _undo_create(actor, run, key, row, last_version.get(key, 1), result)
+        if result.kept and not (result.removed or result.restored):
+            # Nothing could be taken back: the run stays as it was, to be undone later.
+            transaction.set_rollback(True)
+            return result
         run.status = RunStatus.UNDONE
         run.undone_at = timezone.now()
         run.counts = {

@@ -294,11 +294,14 @@ def import_undo(request: HttpRequest, run_id: int) -> HttpResponse:
     except FieldErrors as exc:
         messages.error(request, " ".join(m for ms in exc.errors.values() for m in ms))
         return redirect("import-detail", run_id=run.pk)
-    messages.success(
-        request,
-        _("Import undone: %(removed)s records removed, %(restored)s restored.")
-        % {"removed": result.removed, "restored": result.restored},
-    )
+    if result.kept and not (result.removed or result.restored):
+        messages.error(request, _("Nothing could be undone: every record was changed since."))
+    else:
+        messages.success(
+            request,
+            _("Import undone: %(removed)s records removed, %(restored)s restored.")
+            % {"removed": result.removed, "restored": result.restored},
+        )
     for line in result.kept[:50]:
         messages.warning(request, line)
     return redirect("import-detail", run_id=run.pk)
