@@ -443,3 +443,19 @@ def test_an_undo_that_can_take_nothing_back_leaves_the_import_as_it_was(admin_us
     assert (result.removed, result.restored, len(result.kept)) == (0, 0, 1)
     assert ImportRun.objects.get(pk=run.pk).status == RunStatus.DONE  # can be undone later
     assert Person.objects.count() == 1
+
+
+def test_a_preview_of_a_big_file_tries_the_first_rows_and_checks_the_rest_for_errors(
+    admin_user, tmp_path
+):
+    path = _csv(
+        tmp_path / "c.csv",
+        [HEADER, ["Иванов Иван", "", "", "+79120001122", "", "", "", ""],
+         ["Петров Пётр", "", "", "", "bad@", "", "", ""],
+         ["Сидоров Олег", "", "", "", "", "", "", ""]],
+    )  # fmt: skip
+    run = services.run_create(actor=admin_user, source=path, file_name=path.name, target="people")
+    preview = services.run_preview(actor=admin_user, run=run, sample=1)
+    assert (preview.total, preview.tried, preview.invalid) == (3, 1, 1)
+    assert preview.counts == {Outcome.CREATED: 1}
+    assert Person.objects.count() == 0

@@ -78,8 +78,10 @@ class ReportLineOut(Schema):
 
 
 class PreviewOut(Schema):
-    total: int
-    counts: dict[str, int]
+    total: int = Field(description="Data rows in the file")
+    tried: int = Field(description="Rows tried against the base (the first ones)")
+    invalid: int = Field(description="Rows of the whole file with errors")
+    counts: dict[str, int] = Field(description="Outcomes of the rows tried")
     lines: list[ReportLineOut]
 
 
@@ -147,6 +149,8 @@ def imports_preview(request: HttpRequest, run_id: int, limit: int = 50) -> Any:
     preview = services.run_preview(actor=request.user, run=run, limit=min(max(limit, 1), 1000))  # type: ignore[arg-type]
     return {
         "total": preview.total,
+        "tried": preview.tried,
+        "invalid": preview.invalid,
         "counts": preview.counts,
         "lines": [report_line(line) for line in preview.lines],
     }

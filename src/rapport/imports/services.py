@@ -64,6 +64,9 @@ from rapport.parties.models import Company, ContactPoint, Employment, Person
 
 CHUNK_ROWS = 200
 PREVIEW_ROWS = 20
+# A preview tries this many rows against the base (the write lock is held meanwhile on SQLite);
+# the rest of the file is only checked for errors.
+PREVIEW_SAMPLE = 500
 
 
 def _import_dir() -> Path:
@@ -703,34 +706,47 @@ class _Rollback(Exception):
 class Preview:
     lines: list[ImportRow]
     rows: list[RowData]
-    counts: dict[str, int]
-    total: int
+    counts: dict[str, int]  # outcomes of the rows tried (``tried``)
+    total: int  # data rows in the file
+    tried: int = 0
+    invalid: int = 0  # rows of the whole file with errors
 
 
-def run_preview(*, actor: User | None, run: ImportRun, limit: int = PREVIEW_ROWS) -> Preview:
-    """The whole run inside a transaction that is rolled back: what would happen."""
+def run_preview(
+    *,
+    actor: User | None,
+    run: ImportRun,
+    limit: int = PREVIEW_ROWS,
+    sample: int | None = PREVIEW_SAMPLE,
+) -> Preview:
+    """What would happen, with nothing written: the first ``sample`` rows (all when None) go
+    through the whole pipeline in a transaction that is rolled back; every row of the file
+    is normalised and checked for errors."""
     errors = mapping_mod.validate_mapping(run.mapping, run.headers, run.target)
     if errors:
         raise FieldErrors(errors)
-    lines: list[ImportRow] = []
-    rows: list[RowData] = []
-    counts: dict[str, int] = {}
-    total = 0
+    preview = Preview(lines=[], rows=[], counts={}, total=0)
     try:
         with transaction.atomic():
             ctx = RunContext(run=run, actor=actor)
             for number, cells in data_rows(run):
                 rd = _normalized(run, number, cells)
+                if rd.empty:
+                    continue
+                preview.total += 1
+                preview.invalid += bool(rd.errors)
+                if sample is not None and preview.tried >= sample:
+                    continue
                 line = _process(ctx, rd)
-                total += 1
-                counts[line.outcome] = counts.get(line.outcome, 0) + 1
-                if len(lines) < limit:
-                    lines.append(line)
-                    rows.append(rd)
+                preview.tried += 1
+                preview.counts[line.outcome] = preview.counts.get(line.outcome, 0) + 1
+                if len(preview.lines) < limit:
+                    preview.lines.append(line)
+                    preview.rows.append(rd)
             raise _Rollback
     except _Rollback:
         pass
-    return Preview(lines=lines, rows=rows, counts=counts, total=total)
+    return preview
 
 
 # --- undo -------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class Command(BaseCommand):
                 )
             )
             if opts["dry_run"]:
-                preview = services.run_preview(actor=actor, run=run, limit=10**9)
+                preview = services.run_preview(actor=actor, run=run, limit=10**9, sample=None)
                 self._finish(opts, preview.lines, preview.counts, "dry run")
                 return
             started = time.monotonic()
