@@ -356,6 +356,12 @@ def _funnel_entered(moves: QuerySet[StageChange]) -> dict[int, tuple[int, decima
         .values_list("to_stage_id", "deal_id", "amount", "at", "id")
     )
     inner, inner_params = entries.query.sql_with_params()
+    if connection.vendor == "sqlite":
+        # SQLite's statistics prefer a skip-scan of stagechange_to_idx over the period, then
+        # a table lookup per row (8 s for a year of 1.9M rows); the entry index reads the
+        # same rows in group order from the index alone (2 s).
+        table = '"sales_stagechange"'
+        inner = inner.replace(f"FROM {table}", f"FROM {table} INDEXED BY stagechange_entry_idx", 1)
     sql, params = _funnel_entered_sql(inner, list(inner_params))
     out: dict[int, tuple[int, decimal.Decimal]] = {}
     with connection.cursor() as cur:
