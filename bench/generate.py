@@ -24,9 +24,16 @@ from django.db.models import Model
 
 from rapport.accounts.models import ApiToken, Role, Team, User, default_permissions
 from rapport.core.models import SearchDocument
-from rapport.core.names import name_key
+from rapport.core.names import name_block_keys, name_key
 from rapport.core.search import search_body
-from rapport.parties.models import Company, ContactPoint, Employment, Person
+from rapport.parties.models import (
+    Company,
+    CompanyNameKey,
+    ContactPoint,
+    Employment,
+    Person,
+    PersonNameKey,
+)
 
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-Pa55word!"  # noqa: S105 - a throwaway user of a throwaway database
@@ -640,6 +647,9 @@ def generate(
     w_cp = Writer(ContactPoint, CP_COLS)
     w_emp = Writer(Employment, EMP_COLS)
     w_doc = Writer(SearchDocument, DOC_COLS)
+    # The duplicate guard's blocking keys (parties.duplicates.name_keys_save does this on writes).
+    w_ckey = Writer(CompanyNameKey, ("company_id", "key"))
+    w_pkey = Writer(PersonNameKey, ("person_id", "key"))
     company_id0, person_id0 = _next_id(Company), _next_id(Person)
     cp_id, emp_id, doc_id = _next_id(ContactPoint), _next_id(Employment), _next_id(SearchDocument)
     company_names: list[str] = []
@@ -655,6 +665,7 @@ def generate(
         rows: list[tuple[Any, ...]] = []
         cps: list[tuple[Any, ...]] = []
         docs: list[tuple[Any, ...]] = []
+        keys: list[tuple[int, int]] = []
         for k in range(lo, min(lo + BATCH, companies)):
             cid = company_id0 + k
             locale = rng.choices(LOCALES, LOCALE_WEIGHTS)[0]
@@ -662,6 +673,8 @@ def generate(
             form = LEGAL_FORM[locale]
             core = f"{rng.choice(words)} {rng.choice(words)}"
             short = f"{core} {form}"
+            ckey = name_key(short)
+            keys.extend((cid, k) for k in name_block_keys(ckey))
             country = COUNTRY[locale]
             tax = tax_id(rng, country)
             website = f"www.{_slug(core)}{cid}.example"
@@ -682,7 +695,7 @@ def generate(
                     None,
                     SOURCE,
                     "",
-                    name_key(short),
+                    ckey,
                     "legal",
                     short,
                     "",
@@ -744,6 +757,7 @@ def generate(
             w_company.write(rows)
             w_cp.write(cps)
             w_doc.write(docs)
+            w_ckey.write(keys)
         progress.tick(min(lo + BATCH, companies), w_company.rows + w_cp.rows + w_doc.rows)
     stats["companies_seconds"] = round(time.perf_counter() - t0, 1)
 
@@ -756,11 +770,14 @@ def generate(
         cps = []
         docs = []
         emps: list[tuple[Any, ...]] = []
+        keys = []
         for k in range(lo, min(lo + BATCH, people)):
             pid = person_id0 + k
             locale = rng.choices(LOCALES, LOCALE_WEIGHTS)[0]
             first, last, middle = person_name(rng, locale)
             full = " ".join(p for p in (last, first, middle) if p)
+            pkey = name_key(full)
+            keys.extend((pid, k) for k in name_block_keys(pkey))
             country = COUNTRY[locale]
             resp, team = rng.choice(managers)
             ts = stamp()
@@ -782,7 +799,7 @@ def generate(
                     None,
                     SOURCE,
                     "",
-                    name_key(full),
+                    pkey,
                     first,
                     last,
                     middle,
@@ -859,6 +876,7 @@ def generate(
             w_cp.write(cps)
             w_emp.write(emps)
             w_doc.write(docs)
+            w_pkey.write(keys)
         done_rows = w_person.rows + w_cp.rows + w_emp.rows + w_doc.rows - rows_before
         progress.tick(min(lo + BATCH, people), done_rows)
     stats["people_seconds"] = round(time.perf_counter() - t0, 1)

@@ -184,8 +184,11 @@ def search_sql(q: str, phone_terms: Sequence[str] | None = None) -> None:
 
 
 def dup_check_sql(name_key_value: str, prefixes: Sequence[str], phones: Sequence[str]) -> list[int]:
-    """The duplicate guard's queries: exact contact points, exact name key, the candidates
-    (whole name words in the search index, two name_key ranges), the candidates' keys."""
+    """The duplicate guard's queries: the phone's owners, the records sharing one of the name's
+    probe keys in the blocking-key table (``parties.duplicates``), then the best rows.
+    ``prefixes`` is kept for the callers' signature; the key table replaced prefix ranges."""
+    from rapport.core.names import name_probe_keys
+
     ids: list[int] = []
     if phones:
         ids += [
@@ -197,56 +200,18 @@ def dup_check_sql(name_key_value: str, prefixes: Sequence[str], phones: Sequence
                 phones,
             )
         ]
-    ids += [
-        r[0]
-        for r in _sql(
-            "SELECT id FROM parties_person WHERE name_key = %s AND deleted_at IS NULL LIMIT 20",
-            [name_key_value],
-        )
-    ]
-    tokens = name_key_value.split()
-    if connection.vendor == "sqlite":
-        match = "body:(" + " AND ".join(f'"{t}"' for t in tokens) + ")"
+    keys = list(name_probe_keys(name_key_value))
+    if keys:
         ids += [
             r[0]
             for r in _sql(
-                "SELECT object_id FROM core_searchdocument WHERE object_type = 'person' "
-                "AND deleted = %s AND id IN (SELECT rowid FROM core_searchdocument_fts "
-                "WHERE core_searchdocument_fts MATCH %s LIMIT 1200) LIMIT 300",
-                [False, match],
+                "SELECT id, name_key FROM parties_person WHERE deleted_at IS NULL AND id IN "
+                f"(SELECT person_id FROM parties_personnamekey WHERE key IN ({_in(keys)})) "
+                "LIMIT 1000",
+                keys,
             )
         ]
-    else:
-        cond = " AND ".join(["body LIKE %s"] * len(tokens))
-        ids += [
-            r[0]
-            for r in _sql(
-                "SELECT object_id FROM core_searchdocument WHERE object_type = 'person' "
-                f"AND NOT deleted AND {cond} LIMIT 300",
-                [f"%{t}%" for t in tokens],
-            )
-        ]
-    if tokens:
-        head = f"{tokens[0]} {tokens[1][:3]}" if len(tokens) > 1 else tokens[0][:3]
-        ids += [
-            r[0]
-            for r in _sql(
-                "SELECT id FROM parties_person WHERE deleted_at IS NULL AND name_key >= %s "
-                "AND name_key < %s LIMIT 100",
-                [head, head + "\uffff"],
-            )
-        ]
-    if len(tokens) > 1:
-        first, rest = tokens[0][:4], " " + " ".join(tokens[1:])
-        ids += [
-            r[0]
-            for r in _sql(
-                "SELECT id FROM parties_person WHERE deleted_at IS NULL AND name_key >= %s "
-                "AND name_key < %s AND name_key LIKE %s LIMIT 100",
-                [first, first + "\uffff", "%" + rest],
-            )
-        ]
-    ids = list(dict.fromkeys(ids))
+    ids = list(dict.fromkeys(ids))[:10]
     if ids:
         _sql(f"SELECT id, name_key FROM parties_person WHERE id IN ({_in(ids)})", ids)
     return ids

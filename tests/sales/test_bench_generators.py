@@ -105,3 +105,13 @@ def test_generated_tasks_give_managers_overdue_work_and_a_busy_week(bench_data):
     assert not Task.objects.filter(status="done", completed_at__isnull=True).exists()
     busy = bench_data["activities"]["busy_companies"]
     assert Interaction.objects.filter(company_id__in=busy).exists()
+
+
+def test_generated_people_are_found_by_the_duplicate_guard_by_name(bench_data):
+    from rapport.parties.duplicates import find_duplicates
+    from rapport.parties.models import Person, PersonNameKey
+
+    person = Person.objects.order_by("id").first()
+    assert PersonNameKey.objects.filter(person=person).exists()
+    found = find_duplicates(object_type="person", name=person.full_name)
+    assert person.pk in [c.object_id for c in found]
