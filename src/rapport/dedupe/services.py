@@ -73,23 +73,6 @@ def _service_data(obj: Company | Person, fields: list[str]) -> dict[str, Any]:
     return data
 
 
-def _points(obj: Company | Person, channel: str) -> list[dict[str, Any]]:
-    from rapport.core.phones import phone_region
-
-    owner = "company" if isinstance(obj, Company) else "person"
-    out = []
-    for p in ContactPoint.objects.filter(**{owner: obj}, channel=channel).order_by(
-        "position", "id"
-    ):
-        item: dict[str, Any] = {"raw": p.raw, "kind": p.kind}
-        if p.extension:
-            item["extension"] = p.extension
-        if channel == "phone" and p.valid and p.value:
-            item["region"] = phone_region(p.value)
-        out.append(item)
-    return out
-
-
 def _union_points(survivor: Company | Person, merged: Company | Person, channel: str) -> Any:
     owner = "company" if isinstance(survivor, Company) else "person"
     have = set(
@@ -99,7 +82,7 @@ def _union_points(survivor: Company | Person, merged: Company | Person, channel:
     )
     values = {v for v, _r in have if v}
     raws = {r.strip().lower() for _v, r in have}
-    mine = _points(survivor, channel)
+    mine = parties.contact_points_input(survivor, channel)
     added = []
     for p in ContactPoint.objects.filter(**{owner: merged}, channel=channel).order_by(
         "position", "id"

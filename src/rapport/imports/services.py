@@ -32,7 +32,7 @@ from rapport.core.emails import normalize_email
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
 from rapport.core.ownership import resolve_responsible
-from rapport.core.phones import parse_phones, phone_region
+from rapport.core.phones import parse_phones
 from rapport.core.scopes import scope_allows
 from rapport.imports import mapping as mapping_mod
 from rapport.imports.matching import (
@@ -321,22 +321,6 @@ class RunContext:
         return ctx
 
 
-def _points(obj: Company | Person, channel: str) -> list[dict[str, str]]:
-    """The record's contact details as the services take them; a saved number carries its
-    country, so it is read back as the same number whatever this file's region is."""
-    out: list[dict[str, str]] = []
-    for p in ContactPoint.objects.filter(**{_owner(obj): obj}, channel=channel).order_by(
-        "position", "id"
-    ):
-        item = {"raw": p.raw, "kind": p.kind}
-        if channel == "phone" and p.valid and p.value:
-            item["region"] = phone_region(p.value)
-        if p.extension:
-            item["extension"] = p.extension
-        out.append(item)
-    return out
-
-
 def _owner(obj: Company | Person) -> str:
     return "company" if isinstance(obj, Company) else "person"
 
@@ -372,7 +356,7 @@ def _update_data(
         wanted = incoming.get(key) or []
         if not wanted:
             continue
-        old_points = _points(obj, channel)
+        old_points = parties.contact_points_input(obj, channel)
         known = {p["raw"].strip().lower() for p in old_points}
         values = set(
             ContactPoint.objects.filter(**{_owner(obj): obj}, channel=channel)

@@ -222,12 +222,21 @@ def _current_points(owner: Company | Person) -> list[ContactPoint]:
 def _kept_points(old: list[ContactPoint], channel: str) -> list[dict[str, Any]]:
     """Saved contact details as service input; a saved number is read again in its own
     country, not in the region of the request that keeps it."""
-    return [
-        {"raw": p.raw, "kind": p.kind, "extension": p.extension}
-        | ({"region": phone_region(p.value)} if p.valid and p.value else {})
-        for p in old
-        if p.channel == channel
-    ]
+    out: list[dict[str, Any]] = []
+    for p in old:
+        if p.channel != channel:
+            continue
+        item: dict[str, Any] = {"raw": p.raw, "kind": p.kind, "extension": p.extension}
+        if channel == "phone" and p.valid and p.value:
+            item["region"] = phone_region(p.value)
+        out.append(item)
+    return out
+
+
+def contact_points_input(owner: Company | Person, channel: str) -> list[dict[str, Any]]:
+    """A record's saved phones or emails in the form the create/update services take (the
+    importer and the merge extend or restore them)."""
+    return _kept_points(_current_points(owner), channel)
 
 
 def _tags(names: list[str]) -> list[Tag]:
