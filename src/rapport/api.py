@@ -140,9 +140,13 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def _mount() -> None:
     from rapport.accounts.api import router as accounts_router
     from rapport.activities.api import router as activities_router
+    from rapport.automations.api import router as automations_router
     from rapport.core.api import router as core_router
+    from rapport.dedupe.api import router as dedupe_router
     from rapport.imports.api import router as imports_router
+    from rapport.messaging.api import router as messaging_router
     from rapport.parties.api import router as parties_router
+    from rapport.routing.api import router as routing_router
     from rapport.sales.api import router as sales_router
 
     api.add_router("/", accounts_router)
@@ -151,6 +155,10 @@ def _mount() -> None:
     api.add_router("/", sales_router)
     api.add_router("/", activities_router)
     api.add_router("/", imports_router)
+    api.add_router("/", dedupe_router)
+    api.add_router("/", messaging_router)
+    api.add_router("/", routing_router)
+    api.add_router("/", automations_router)
 
 
 _mount()

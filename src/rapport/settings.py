@@ -86,6 +86,9 @@ INSTALLED_APPS = [
     "rapport.activities",
     "rapport.imports",
     "rapport.dedupe",
+    "rapport.messaging",
+    "rapport.routing",
+    "rapport.automations",
 ]
 
 MIDDLEWARE = [

@@ -10,5 +10,8 @@ urlpatterns = [
     path("", include("rapport.activities.urls")),
     path("", include("rapport.imports.urls")),
     path("", include("rapport.dedupe.urls")),
+    path("", include("rapport.messaging.urls")),
+    path("", include("rapport.routing.urls")),
+    path("", include("rapport.automations.urls")),
     path("", include("rapport.core.urls")),
 ]

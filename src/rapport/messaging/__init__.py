@@ -1,0 +1,1 @@
+"""Outgoing messages: email over SMTP, SMS through a provider, webhooks with an SSRF guard."""
