@@ -31,7 +31,7 @@ from rapport.activities.models import (
 )
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
-from rapport.core.events import event_record
+from rapport.core.events import changes_payload, event_record
 from rapport.core.ownership import resolve_responsible, team_for
 from rapport.core.scopes import scope_allows
 
@@ -330,6 +330,13 @@ def interaction_update(
     audit_record(
         actor=actor, instance=obj, object_type="interaction", action="update", changes=changes
     )
+    event_record(
+        name="interaction.updated",
+        object_type="interaction",
+        object_id=obj.pk,
+        actor=actor,
+        payload=changes_payload(changes),
+    )
     return obj
 
 
@@ -512,6 +519,13 @@ def task_update(
     obj.version += 1
     obj.save()
     audit_record(actor=actor, instance=obj, object_type="task", action="update", changes=changes)
+    event_record(
+        name="task.updated",
+        object_type="task",
+        object_id=obj.pk,
+        actor=actor,
+        payload=changes_payload(changes),
+    )
     if finished:
         event_record(name="task.done", object_type="task", object_id=obj.pk, actor=actor)
     if obj.responsible_id != old_assignee:

@@ -82,6 +82,15 @@ def _nudge_worker() -> None:
         log.warning("could not nudge the worker; the periodic sweep will dispatch", exc_info=True)
 
 
+def changes_payload(changes: dict[str, Any]) -> dict[str, Any]:
+    """An update event's payload: the changed fields and their old and new values.
+
+    Rules on "a field changed from … to …" read it; ``version`` is bookkeeping, not a change.
+    """
+    kept = {k: v for k, v in changes.items() if k != "version"}
+    return {"fields": sorted(kept), "changes": kept}
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

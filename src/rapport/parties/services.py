@@ -21,7 +21,7 @@ from rapport.core.concurrency import merge_stale
 from rapport.core.customfields import custom_fields_clean
 from rapport.core.emails import normalize_email, split_email_field
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
-from rapport.core.events import event_record
+from rapport.core.events import changes_payload, event_record
 from rapport.core.names import name_key, recase, strip_legal_form
 from rapport.core.ownership import parse_date as _parse_date
 from rapport.core.ownership import resolve_responsible as _resolve_responsible
@@ -617,7 +617,7 @@ def company_update(
         object_type="company",
         object_id=company.pk,
         actor=actor,
-        payload={"fields": sorted(k for k in changes if k != "version")},
+        payload=changes_payload(changes),
     )
     return company
 
@@ -903,7 +903,7 @@ def person_update(
         object_type="person",
         object_id=person.pk,
         actor=actor,
-        payload={"fields": sorted(k for k in changes if k != "version")},
+        payload=changes_payload(changes),
     )
     return person
 

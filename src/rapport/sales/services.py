@@ -23,7 +23,7 @@ from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.customfields import custom_fields_clean
 from rapport.core.emails import normalize_email
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
-from rapport.core.events import event_record
+from rapport.core.events import changes_payload, event_record
 from rapport.core.ownership import parse_date, resolve_responsible, team_for
 from rapport.core.phones import parse_phone
 from rapport.core.scopes import scope_allows
@@ -624,7 +624,7 @@ def deal_update(
         object_type="deal",
         object_id=deal.pk,
         actor=actor,
-        payload={"fields": sorted(k for k in changes if k != "version")},
+        payload=changes_payload(changes),
     )
     return deal
 
@@ -1170,7 +1170,13 @@ def lead_update(
     lead.version += 1
     lead.save()
     audit_record(actor=actor, instance=lead, object_type="lead", action="update", changes=changes)
-    event_record(name="lead.updated", object_type="lead", object_id=lead.pk, actor=actor)
+    event_record(
+        name="lead.updated",
+        object_type="lead",
+        object_id=lead.pk,
+        actor=actor,
+        payload=changes_payload(changes),
+    )
     return lead
 
 
