@@ -114,6 +114,16 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/imports/{run_id}/start"): "own-run",
     ("GET", "/api/v1/imports/{run_id}/report"): "own-run",
     ("POST", "/api/v1/imports/{run_id}/undo"): "own-run",
+    # Duplicates: a cluster, pair or merge shows only records the caller may see; a pair or
+    # merge with another team's record is 404 (tests/dedupe/test_api.py); scans: admins.
+    ("GET", "/api/v1/duplicates/clusters"): "list",
+    ("GET", "/api/v1/duplicates/{target}/pairs/{a_id}/{b_id}"): "duplicate-pair",
+    ("POST", "/api/v1/duplicates/{target}/pairs/{a_id}/{b_id}/dismiss"): "duplicate-pair",
+    ("POST", "/api/v1/duplicates/scans"): "admin-write",
+    ("GET", "/api/v1/duplicates/scans/{scan_id}"): "admin-write",
+    ("GET", "/api/v1/duplicates/merges"): "list",
+    ("POST", "/api/v1/duplicates/merges"): "duplicate-pair",
+    ("POST", "/api/v1/duplicates/merges/{merge_id}/undo"): "duplicate-merge",
 }
 
 # Page URL names -> kind

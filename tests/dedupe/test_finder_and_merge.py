@@ -12,7 +12,7 @@ from django.urls import reverse
 from rapport.activities.services import task_create
 from rapport.core.errors import PermissionDenied
 from rapport.core.events import outbox_dispatch
-from rapport.core.models import AuditEntry
+from rapport.core.models import AuditEntry, OutboxEvent
 from rapport.dedupe import finder, selectors, services
 from rapport.dedupe.models import DuplicatePair, PairStatus
 from rapport.parties.models import Company, Employment, Person
@@ -49,7 +49,7 @@ def test_the_scan_finds_the_same_client_entered_twice_and_not_the_colleague(alic
     cluster = found[0]
     assert {m.pk for m in cluster.members} == {twins["a"].pk, twins["b"].pk}
     assert cluster.score >= 95
-    assert "email" in cluster.reasons
+    assert "email" in cluster.reason_codes
 
 
 def test_a_typo_in_a_name_with_the_same_phone_is_found(alice):
@@ -185,3 +185,91 @@ def test_the_cli_lists_clusters_as_json(alice, admin_user, twins):
     assert len(clusters) == 1
     assert {r["id"] for r in clusters[0]["records"]} == {twins["a"].pk, twins["b"].pk}
     assert Company.objects.count() == 1
+
+
+def test_an_undone_merge_leaves_both_records_at_their_versions_before(alice, twins):
+    a, b = twins["a"], twins["b"]
+    versions = (a.version, b.version)
+    record = services.merge(
+        actor=alice, object_type="person", survivor_id=a.pk, merged_id=b.pk,
+        keep={"last_name": "merged"},
+    )  # fmt: skip
+    services.merge_undo(actor=alice, record=record)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.version, b.version) == versions
+    assert (a.last_name, b.deleted_at) == ("Иванов", None)
+    assert OutboxEvent.objects.filter(name="person.merge_undone", object_id=a.pk).exists()
+
+
+def test_an_imported_record_merged_and_unmerged_is_still_removed_by_the_import_undo(
+    alice, tmp_path, settings
+):
+    from rapport.imports import services as imports
+
+    settings.MEDIA_ROOT = tmp_path
+    mine = _person(alice, "Онисим", "Блохен", phones=[{"raw": "+7 495 123-45-67"}], city="Тула")
+    path = tmp_path / "clients.csv"
+    path.write_text(
+        "ФИО;Телефон;E-mail\nБлохин Анисим Петрович;+7 912 418-56-19;anisim@example.ru\n",
+        encoding="utf-8",
+    )
+    run = imports.run_create(
+        actor=alice, source=path, file_name=path.name, target="people", default_region="RU"
+    )
+    run = imports.run_execute(run.pk, actor=alice)
+    imported = Person.objects.exclude(pk=mine.pk).get()
+    record = services.merge(
+        actor=alice, object_type="person", survivor_id=mine.pk, merged_id=imported.pk,
+        keep={"first_name": "merged", "last_name": "merged"},
+    )  # fmt: skip
+    mine.refresh_from_db()
+    assert (mine.last_name, mine.first_name, mine.middle_name) == ("Блохин", "Анисим", "Петрович")
+    services.merge_undo(actor=alice, record=record)
+
+    result = imports.run_undo(actor=alice, run=run)
+    assert (result.removed, result.restored, result.kept) == (1, 0, [])
+    assert list(Person.objects.values_list("pk", "first_name", "last_name", "city")) == [
+        (mine.pk, "Онисим", "Блохен", "Тула")
+    ]
+    assert list(mine.contact_points.values_list("value", flat=True)) == ["+74951234567"]
+
+
+def test_the_merge_page_refuses_a_record_changed_since_it_was_opened(alice, twins, client_for):
+    client = client_for(alice)
+    a, b = twins["a"], twins["b"]
+    url = reverse("duplicate-merge", args=["person", a.pk, b.pk])
+    page = client.get(url).content.decode()
+    assert f'name="a_version" value="{a.version}"' in page
+    person_update(actor=alice, person=b, data={"city": "Тверь"})  # someone edits meanwhile
+    response = client.post(
+        url, {"survivor": str(a.pk), "a_version": a.version, "b_version": b.version,
+              "keep_city": "b"},
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert "changed after this page was opened" in response.content.decode()
+    assert Person.objects.get(pk=b.pk).deleted_at is None
+
+
+def test_the_list_page_says_why_records_look_alike(alice, twins, client_for):
+    finder.scan("person")
+    page = client_for(alice).get(reverse("duplicate-list") + "?type=person").content.decode()
+    assert 'data-reason="email"' in page
+    assert "same email" in page
+
+
+def test_a_scan_from_the_page_is_recorded_with_its_status(admin_user, twins, client_for):
+    from rapport.dedupe import jobs
+    from rapport.dedupe.models import DuplicateScan
+
+    response = client_for(admin_user).post(reverse("duplicate-scan"), {"type": "person"})
+    assert response.status_code == 302
+    scan = DuplicateScan.objects.get()
+    assert (scan.object_type, scan.status, scan.requested_by_id) == (
+        "person", "queued", admin_user.pk
+    )  # fmt: skip
+    assert jobs.scan_run(scan.pk) == "done"
+    assert jobs.scan_run(scan.pk) == "done"  # a second delivery does not run it again
+    scan.refresh_from_db()
+    assert scan.pairs_found >= 1
+    assert AuditEntry.objects.filter(object_type="duplicate_scan", object_id=scan.pk).exists()

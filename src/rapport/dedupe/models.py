@@ -8,6 +8,22 @@ from django.utils.translation import gettext_lazy as _
 
 from rapport.core.models import TimestampedModel
 
+# The fields a merge chooses between, per record type (contact details, tags, custom fields
+# and related rows are combined, not chosen).
+PERSON_CHOICES = [
+    "last_name", "first_name", "middle_name", "birthday", "time_zone", "city", "address",
+    "source", "notes", "responsible",
+]  # fmt: skip
+COMPANY_CHOICES = [
+    "short_name", "full_name", "legal_form", "tax_id", "registration_number", "industry",
+    "website", "legal_address", "postal_address", "city", "client_since", "source", "notes",
+    "responsible",
+]  # fmt: skip
+
+
+def choice_fields(object_type: str) -> list[str]:
+    return COMPANY_CHOICES if object_type == "company" else PERSON_CHOICES
+
 
 class PairStatus(models.TextChoices):
     OPEN = "open", _("to review")
@@ -52,6 +68,10 @@ class MergeRecord(TimestampedModel):
     # The survivor's values before (service input), and its version after the merge.
     before = models.JSONField(default=dict)
     version_after = models.PositiveIntegerField(default=0)
+    # Both records' versions before the merge: an undo puts them back, so whatever waits on
+    # a record's version (an import's undo, a form opened before) sees it unchanged.
+    survivor_version_before = models.PositiveIntegerField(null=True, blank=True)
+    merged_version_before = models.PositiveIntegerField(null=True, blank=True)
     # [{"model": "app_label.model", "pk": 1, "field": "person"}]: rows re-pointed.
     moved = models.JSONField(default=list)
     # [{"model": ..., "pk": ..., "data": {...}}]: rows of the merged record that were removed
@@ -64,3 +84,31 @@ class MergeRecord(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.merged_id} → {self.survivor_id}"
+
+
+class ScanStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class DuplicateScan(TimestampedModel):
+    """One search of the whole base for duplicates, run by the worker; its status and count."""
+
+    object_type = models.CharField(max_length=20)  # company, person
+    status = models.CharField(max_length=10, choices=ScanStatus.choices, default=ScanStatus.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pairs_found = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["object_type", "status"], name="dup_scan_status_idx")]
+
+    def __str__(self) -> str:
+        return f"scan {self.object_type} {self.pk} ({self.status})"

@@ -25,27 +25,21 @@ from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.events import event_record
 from rapport.core.models import Attachment
 from rapport.core.scopes import scope_allows
-from rapport.dedupe.models import DuplicatePair, MergeRecord, PairStatus
+from rapport.dedupe.models import (
+    DuplicatePair,
+    DuplicateScan,
+    MergeRecord,
+    PairStatus,
+    ScanStatus,
+    choice_fields,
+)
 from rapport.parties import services as parties
-from rapport.parties.models import Company, ContactPoint, Person
+from rapport.parties.models import Company, Person
 
-PERSON_CHOICES = [
-    "last_name", "first_name", "middle_name", "birthday", "time_zone", "city", "address",
-    "source", "notes", "responsible",
-]  # fmt: skip
-COMPANY_CHOICES = [
-    "short_name", "full_name", "legal_form", "tax_id", "registration_number", "industry",
-    "website", "legal_address", "postal_address", "city", "client_since", "source", "notes",
-    "responsible",
-]  # fmt: skip
 # Rows derived from the record itself, handled apart: contact points go through the update
 # service; the duplicate guard's name keys stay with their record (the survivor's are
 # rebuilt by the update); search documents are rebuilt; audit entries stay with each record.
 _SKIP = {"contactpoint", "personnamekey", "companynamekey"}
-
-
-def choice_fields(object_type: str) -> list[str]:
-    return COMPANY_CHOICES if object_type == "company" else PERSON_CHOICES
 
 
 def _model(object_type: str) -> type[Company] | type[Person]:
@@ -74,27 +68,19 @@ def _service_data(obj: Company | Person, fields: list[str]) -> dict[str, Any]:
 
 
 def _union_points(survivor: Company | Person, merged: Company | Person, channel: str) -> Any:
-    owner = "company" if isinstance(survivor, Company) else "person"
-    have = set(
-        ContactPoint.objects.filter(**{owner: survivor}, channel=channel).values_list(
-            "value", "raw"
-        )
-    )
-    values = {v for v, _r in have if v}
-    raws = {r.strip().lower() for _v, r in have}
+    """The survivor's phones or emails as service input, before and with the merged record's
+    ones it lacks (same number or address, or the same text as typed, is not added twice)."""
     mine = parties.contact_points_input(survivor, channel)
-    added = []
-    for p in ContactPoint.objects.filter(**{owner: merged}, channel=channel).order_by(
-        "position", "id"
-    ):
-        if (p.value and p.value in values) or p.raw.strip().lower() in raws:
-            continue
-        item: dict[str, Any] = {"raw": p.raw, "kind": p.kind}
-        if channel == "phone" and p.valid and p.value:
-            from rapport.core.phones import phone_region
-
-            item["region"] = phone_region(p.value)
-        added.append(item)
+    have = [p for p in survivor.contact_points.all() if p.channel == channel]
+    values = {p.value for p in have if p.value}
+    raws = {p.raw.strip().lower() for p in have}
+    # contact_points_input lists the record's points of the channel in their saved order.
+    theirs = [p for p in merged.contact_points.all() if p.channel == channel]
+    added = [
+        item
+        for p, item in zip(theirs, parties.contact_points_input(merged, channel), strict=True)
+        if not ((p.value and p.value in values) or p.raw.strip().lower() in raws)
+    ]
     return (mine, mine + added) if added else (mine, None)
 
 
@@ -119,8 +105,13 @@ def merge(
     survivor_id: int,
     merged_id: int,
     keep: dict[str, str] | None = None,
+    survivor_version: int | None = None,
+    merged_version: int | None = None,
 ) -> MergeRecord:
-    """Merge ``merged_id`` into ``survivor_id``; ``keep[field]`` = "merged" takes its value."""
+    """Merge ``merged_id`` into ``survivor_id``; ``keep[field]`` = "merged" takes its value.
+
+    With ``survivor_version``/``merged_version`` (the versions the user compared), a record
+    changed since is refused with StaleVersion: the choice was made on other values."""
     model = _model(object_type)
     if survivor_id == merged_id:
         raise FieldErrors.single("merged_id", _("Choose two different records."))
@@ -128,6 +119,9 @@ def merge(
     merged = model.objects.select_for_update().filter(pk=merged_id).first()
     if survivor is None or merged is None or survivor.deleted_at or merged.deleted_at:
         raise FieldErrors.single("id", _("Both records must exist and not be in the recycle bin."))
+    for obj, version in ((survivor, survivor_version), (merged, merged_version)):
+        if version is not None and int(version) != obj.version:
+            raise StaleVersion(current_version=obj.version)
     for obj, action in ((survivor, "edit"), (merged, "delete")):
         if actor is not None and not scope_allows(
             actor, object_type, action, owner_id=obj.responsible_id, team_id=obj.team_id
@@ -139,6 +133,7 @@ def merge(
         raise FieldErrors.single(
             "keep", _("Unknown fields or choices: %(f)s.") % {"f": ", ".join(unknown) or "?"}
         )
+    survivor_version_before, merged_version_before = survivor.version, merged.version
     taken = [f for f, side in keep.items() if side == "merged"]
     # Empty fields of the survivor are filled from the merged record too.
     filled = [
@@ -205,6 +200,8 @@ def merge(
         actor=actor if actor and actor.pk else None,
         before=before,
         version_after=survivor.version,
+        survivor_version_before=survivor_version_before,
+        merged_version_before=merged_version_before,
         moved=moved,
         dropped=dropped,
     )
@@ -276,6 +273,13 @@ def merge_undo(*, actor: User | None, record: MergeRecord) -> None:
             parties.company_update(
                 actor=actor, company=survivor, data=record.before, version=survivor.version
             )
+    # Both records are as they were before the merge: so are their versions.
+    for obj, version in (
+        (survivor, record.survivor_version_before),
+        (merged, record.merged_version_before),
+    ):
+        if version is not None:
+            model.objects.filter(pk=obj.pk).update(version=version)
     survivor.refresh_from_db()
     parties._reindex(survivor)  # noqa: SLF001
     record.undone_at = timezone.now()
@@ -291,6 +295,13 @@ def merge_undo(*, actor: User | None, record: MergeRecord) -> None:
         object_type=record.object_type,
         action="update",
         changes={"merge_undone": [record.merged_id, None]},
+    )
+    event_record(
+        name=f"{record.object_type}.merge_undone",
+        object_type=record.object_type,
+        object_id=survivor.pk,
+        actor=actor,
+        payload={"merged_id": merged.pk, "merge_id": record.pk},
     )
 
 
@@ -320,3 +331,87 @@ def pair_dismiss(*, actor: User | None, pair: DuplicatePair) -> DuplicatePair:
         changes={"status": [PairStatus.OPEN, PairStatus.DISMISSED]},
     )
     return pair
+
+
+# --- scans of the whole base ------------------------------------------------------------------
+
+# A scan queued or running without a sign of life for this long lost its worker.
+SCAN_STALE = dt.timedelta(minutes=30)
+
+
+def scan_start(*, actor: User | None, object_type: str) -> DuplicateScan:
+    """Queue a search of the whole base for the worker (administrators only: it reads every
+    record). A scan of the same type already queued or running is returned, not doubled."""
+    _model(object_type)
+    if actor is not None and not actor.is_rapport_admin:
+        raise PermissionDenied(_("Only an administrator can search the whole base."))
+    now = timezone.now()
+    with transaction.atomic():
+        busy = (
+            DuplicateScan.objects.select_for_update()
+            .filter(object_type=object_type, status__in=[ScanStatus.QUEUED, ScanStatus.RUNNING])
+            .first()
+        )
+        if busy is not None and busy.updated_at > now - SCAN_STALE:
+            return busy
+        if busy is not None:
+            busy.status = ScanStatus.FAILED
+            busy.error = str(_("The worker stopped before the scan finished."))
+            busy.finished_at = now
+            busy.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        scan = DuplicateScan.objects.create(
+            object_type=object_type, requested_by=actor if actor and actor.pk else None
+        )
+        audit_record(
+            actor=actor,
+            instance=scan,
+            object_type="duplicate_scan",
+            action="create",
+            changes={"object_type": [None, object_type]},
+        )
+        from django_q.tasks import async_task
+
+        scan_id = scan.pk
+        transaction.on_commit(
+            lambda: async_task(
+                "rapport.dedupe.jobs.scan_run", scan_id, task_name=f"duplicates-{scan_id}"
+            )
+        )
+    return scan
+
+
+def scan_execute(scan_id: int) -> DuplicateScan:
+    """Run a queued scan (the worker's job): running, then done with the pairs found, or
+    failed with the reason. A scan already taken by another worker is left alone."""
+    from rapport.dedupe import finder
+
+    taken = DuplicateScan.objects.filter(pk=scan_id, status=ScanStatus.QUEUED).update(
+        status=ScanStatus.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
+    )
+    scan = DuplicateScan.objects.get(pk=scan_id)
+    if not taken:
+        return scan
+
+    def progress(found: int) -> None:
+        DuplicateScan.objects.filter(pk=scan_id).update(
+            pairs_found=found, updated_at=timezone.now()
+        )
+
+    try:
+        found = finder.scan(scan.object_type, progress=progress)
+    except Exception as exc:
+        DuplicateScan.objects.filter(pk=scan_id).update(
+            status=ScanStatus.FAILED,
+            error=str(exc)[:2000],
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        raise
+    DuplicateScan.objects.filter(pk=scan_id).update(
+        status=ScanStatus.DONE,
+        pairs_found=found,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    scan.refresh_from_db()
+    return scan

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,7 +12,7 @@ from django.views.decorators.http import require_POST
 from rapport.accounts.models import User
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
 from rapport.dedupe import selectors, services
-from rapport.dedupe.models import DuplicatePair, MergeRecord, PairStatus
+from rapport.dedupe.models import MergeRecord, PairStatus, choice_fields
 
 TYPES = {"person": "person", "company": "company"}
 
@@ -29,38 +27,23 @@ def _type(value: str | None) -> str:
     return value if value in TYPES else "person"
 
 
-def reason_label(code: str) -> str:
-    kind, _sep, value = code.partition(":")
-    return {
-        "email": _("same email"),
-        "phone": _("same phone"),
-        "tax_id": _("same tax id"),
-        "name": _("similar name %(score)s%%") % {"score": value} if value else _("similar name"),
-    }.get(kind, kind)
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 @login_required
 def duplicate_list(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     object_type = _type(request.GET.get("type"))
-    found = selectors.clusters(user=user, object_type=object_type)
-    rows = [
-        {
-            "score": c.score,
-            "reasons": [reason_label(r) for p in c.pairs[:1] for r in p.reasons]
-            or [reason_label(r) for r in c.reasons],
-            "members": c.members,
-            "pairs": c.pairs,
-            "first": c.pairs[0],
-        }
-        for c in found
-    ]
     return render(
         request,
         "dedupe/list.html",
         {
             "object_type": object_type,
-            "clusters": rows,
+            "clusters": selectors.clusters(user=user, object_type=object_type),
             "merges": selectors.merges(user=user, object_type=object_type),
             "can_scan": user.is_rapport_admin,
         },
@@ -75,40 +58,9 @@ def duplicate_scan(request: HttpRequest) -> HttpResponse:
     if not user.is_rapport_admin:
         raise Http404
     object_type = _type(request.POST.get("type"))
-    from django_q.tasks import async_task
-
-    async_task("rapport.dedupe.jobs.scan", object_type, task_name=f"duplicates-{object_type}")
+    services.scan_start(actor=user, object_type=object_type)
     messages.info(request, _("The search for duplicates runs in the background."))
     return redirect(f"/duplicates/?type={object_type}")
-
-
-def _field_rows(object_type: str, a: Any, b: Any) -> list[dict[str, Any]]:
-    from rapport.parties.models import ContactPoint
-
-    rows = []
-    for f in services.choice_fields(object_type):
-        model_field = type(a)._meta.get_field(f)
-        va, vb = getattr(a, f), getattr(b, f)
-        rows.append(
-            {
-                "name": f,
-                "label": model_field.verbose_name,
-                "a": va if va not in (None, "") else "",
-                "b": vb if vb not in (None, "") else "",
-                "differ": (va or "") != (vb or ""),
-            }
-        )
-    owner = object_type
-    for label, channel in ((_("phones"), "phone"), (_("emails"), "email")):
-        pa = list(
-            ContactPoint.objects.filter(**{owner: a}, channel=channel).values_list("raw", flat=True)
-        )
-        pb = list(
-            ContactPoint.objects.filter(**{owner: b}, channel=channel).values_list("raw", flat=True)
-        )
-        rows.append({"name": "", "label": label, "a": ", ".join(pa), "b": ", ".join(pb),
-                     "differ": False, "union": True})  # fmt: skip
-    return rows
 
 
 @login_required
@@ -117,15 +69,20 @@ def duplicate_merge(request: HttpRequest, object_type: str, a_id: int, b_id: int
     if object_type not in TYPES:
         raise Http404
     user = _user(request)
-    a, b = selectors.pair_get(user=user, object_type=object_type, a_id=a_id, b_id=b_id)
+    detail = selectors.pair_detail(user=user, object_type=object_type, a_id=a_id, b_id=b_id)
+    a, b = detail.a, detail.b
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        survivor_id = int(request.POST.get("survivor") or a.pk)
+        survivor_id = _int(request.POST.get("survivor")) or a.pk
         if survivor_id not in (a.pk, b.pk):
             raise Http404
         merged_id = b.pk if survivor_id == a.pk else a.pk
+        versions = {
+            a.pk: _int(request.POST.get("a_version")),
+            b.pk: _int(request.POST.get("b_version")),
+        }
         keep: dict[str, str] = {}
-        for f in services.choice_fields(object_type):
+        for f in choice_fields(object_type):
             side = request.POST.get(f"keep_{f}")
             if side in ("a", "b"):
                 chosen = a.pk if side == "a" else b.pk
@@ -137,7 +94,18 @@ def duplicate_merge(request: HttpRequest, object_type: str, a_id: int, b_id: int
                 survivor_id=survivor_id,
                 merged_id=merged_id,
                 keep=keep,
+                survivor_version=versions[survivor_id],
+                merged_version=versions[merged_id],
             )
+        except StaleVersion:
+            errors = {
+                "": [
+                    _(
+                        "One of the records was changed after this page was opened: "
+                        "check the values again and merge."
+                    )
+                ]
+            }
         except (FieldErrors, PermissionDenied) as exc:
             errors = exc.errors if isinstance(exc, FieldErrors) else {"": [str(exc)]}
         else:
@@ -149,21 +117,10 @@ def duplicate_merge(request: HttpRequest, object_type: str, a_id: int, b_id: int
             response = redirect(name, record.survivor_id)
             response["Location"] += f"?merged={record.pk}"
             return response
-    pair = DuplicatePair.objects.filter(
-        object_type=object_type, a_id=min(a.pk, b.pk), b_id=max(a.pk, b.pk)
-    ).first()
     return render(
         request,
         "dedupe/merge.html",
-        {
-            "object_type": object_type,
-            "a": a,
-            "b": b,
-            "rows": _field_rows(object_type, a, b),
-            "reasons": [reason_label(r) for r in (pair.reasons if pair else [])],
-            "score": pair.score if pair else None,
-            "errors": errors,
-        },
+        {"object_type": object_type, "detail": detail, "a": a, "b": b, "errors": errors},
         status=422 if errors else 200,
     )
 
@@ -172,13 +129,9 @@ def duplicate_merge(request: HttpRequest, object_type: str, a_id: int, b_id: int
 @require_POST
 def duplicate_dismiss(request: HttpRequest, object_type: str, a_id: int, b_id: int) -> HttpResponse:
     user = _user(request)
-    selectors.pair_get(user=user, object_type=object_type, a_id=a_id, b_id=b_id)
-    pair = DuplicatePair.objects.filter(
-        object_type=object_type, a_id=min(a_id, b_id), b_id=max(a_id, b_id),
-        status=PairStatus.OPEN,
-    ).first()  # fmt: skip
-    if pair is None:
-        raise Http404
+    pair = selectors.pair_find(
+        user=user, object_type=object_type, a_id=a_id, b_id=b_id, status=PairStatus.OPEN
+    )
     services.pair_dismiss(actor=user, pair=pair)
     messages.info(request, _("Marked as not duplicates."))
     return redirect(f"/duplicates/?type={object_type}")

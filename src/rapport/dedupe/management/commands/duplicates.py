@@ -6,10 +6,9 @@ import json
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
+from django.core.management.base import BaseCommand, CommandParser
 
-from rapport.accounts.models import User
+from rapport.core.command_actor import command_actor
 from rapport.dedupe import finder, selectors
 
 TARGETS = {"people": "person", "companies": "company"}
@@ -27,14 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         object_type = TARGETS[opts["target"]]
-        qs = User.objects.filter(is_active=True)
-        user = (
-            qs.filter(username=opts["user"]).first()
-            if opts["user"]
-            else qs.filter(Q(is_superuser=True) | Q(role__is_admin=True)).order_by("id").first()
-        )
-        if user is None:
-            raise CommandError("no such active user")
+        user = command_actor(opts["user"])
         if opts["scan"]:
             started = time.monotonic()
             n = finder.scan(object_type)
@@ -44,7 +36,7 @@ class Command(BaseCommand):
             out = [
                 {
                     "score": c.score,
-                    "reasons": c.reasons,
+                    "reasons": c.reason_codes,
                     "records": [{"id": m.pk, "name": str(m)} for m in c.members],
                     "pairs": [
                         {"a": p.a_id, "b": p.b_id, "score": p.score, "reasons": p.reasons}
@@ -57,4 +49,4 @@ class Command(BaseCommand):
             return
         for c in found:
             names = "; ".join(f"{m} (#{m.pk})" for m in c.members)
-            self.stdout.write(f"{c.score:3d}  {', '.join(c.reasons):24s} {names}")
+            self.stdout.write(f"{c.score:3d}  {', '.join(c.reason_codes):24s} {names}")

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 
-from rapport.accounts.models import User
+from rapport.core.command_actor import command_actor
 from rapport.core.errors import FieldErrors, ServiceError
 from rapport.imports import services
 from rapport.imports.models import ImportRun, OnDuplicate, RunStatus, Target
@@ -40,19 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--resume", type=int, default=None, help="resume a failed run by id")
         parser.add_argument("--undo", type=int, default=None, help="undo a run by id")
 
-    def _actor(self, username: str | None) -> User:
-        qs = User.objects.filter(is_active=True)
-        user = (
-            qs.filter(username=username).first()
-            if username
-            else qs.filter(Q(is_superuser=True) | Q(role__is_admin=True)).order_by("id").first()
-        )
-        if user is None:
-            raise CommandError(f"no such active user: {username or '(an administrator)'}")
-        return user
-
     def handle(self, *args: Any, **opts: Any) -> None:
-        actor = self._actor(opts["user"])
+        actor = command_actor(opts["user"])
         try:
             if opts["undo"]:
                 run = ImportRun.objects.get(pk=opts["undo"])
