@@ -96,12 +96,17 @@ def custom_fields_clean(
     object_type: str,
     values: dict[str, Any],
     existing: dict[str, Any] | None = None,
+    definitions: list[CustomFieldDefinition] | None = None,
 ) -> dict[str, Any]:
     """Validate ``values`` (merged over ``existing``) against the definitions.
 
     Returns the full stored dict; raises FieldErrors keyed ``custom_fields.<name>``.
+    ``definitions``: those of ``object_type`` when the caller already has them (a bulk
+    write checks thousands of records against one read of them).
     """
-    defs = {d.name: d for d in definitions_for(object_type)}
+    if definitions is None:
+        definitions = definitions_for(object_type)
+    defs = {d.name: d for d in definitions}
     merged = dict(existing or {})
     errors: dict[str, list[str]] = {}
     for name, value in values.items():

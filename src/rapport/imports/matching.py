@@ -16,12 +16,21 @@ decision takes evidence from both sides:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from rapport.core.names import name_key, name_similarity
+from rapport.core.names import name_block_keys, name_key, name_probe_keys, name_similarity
 from rapport.imports.normalize import RowData
-from rapport.parties.duplicates import find_duplicates
-from rapport.parties.models import Company, ContactPoint, Employment, Person
+from rapport.parties.duplicates import FUZZY_THRESHOLD, _may_reach
+from rapport.parties.models import (
+    Company,
+    CompanyNameKey,
+    ContactPoint,
+    Employment,
+    Person,
+    PersonNameKey,
+)
 
 SIMILAR = 85
 NAME_ONLY = 100
@@ -36,32 +45,182 @@ class Known:
     emails: set[str] = field(default_factory=set)
     companies: set[int] = field(default_factory=set)
     tax_id: str = ""
+    form: str = ""  # a company's legal form
 
 
-def known_records(model: type[Company] | type[Person], ids: list[int]) -> list[Known]:
-    if not ids:
-        return []
-    owner = "company" if model is Company else "person"
-    rows = model.objects.filter(id__in=ids, deleted_at__isnull=True).values_list(
-        "id", "name_key", *(["tax_id"] if model is Company else [])
-    )
-    out = {r[0]: Known(id=r[0], key=r[1], tax_id=r[2] if model is Company else "") for r in rows}
-    points = ContactPoint.objects.filter(**{f"{owner}_id__in": list(out)}).values_list(
-        f"{owner}_id", "channel", "value"
-    )
-    for oid, channel, value in points:
-        if not value:
-            continue
-        if channel == "phone":
-            out[oid].phones.add(value)
-        elif channel == "email":
-            out[oid].emails.add(value)
-    if model is Person:
-        for pid, cid in Employment.objects.filter(person_id__in=list(out)).values_list(
-            "person_id", "company_id"
+PENDING = 1 << 60  # ids of records a chunk creates, until they are written
+
+
+def _in_parts(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+class ChunkCandidates:
+    """The guard's candidates for every row of a chunk, read with a few set-based queries.
+
+    ``find`` answers what ``find_duplicates`` answers for one row (the same keys, scores
+    and order) from what ``load`` read for the whole chunk: contact points by value IN
+    (...), companies by tax id IN (...), name blocking keys IN (...), then the records
+    with their contact points and employments. The records the chunk itself creates or
+    changes are ``put`` back, so a later row of the same chunk finds them as it would
+    find them in the database (rows repeating one another are merged).
+    """
+
+    def __init__(self) -> None:
+        self.known: dict[str, dict[int, Known]] = {"company": {}, "person": {}}
+        self.by_phone: dict[str, dict[str, set[int]]] = {"company": {}, "person": {}}
+        self.by_email: dict[str, dict[str, set[int]]] = {"company": {}, "person": {}}
+        self.by_block: dict[str, dict[int, set[int]]] = {"company": {}, "person": {}}
+        self.by_tax: dict[str, set[int]] = {}
+        self.staff: dict[str, set[int]] = {}  # phone -> people holding it (switchboards)
+
+    @classmethod
+    def load(cls, rows: list[RowData]) -> ChunkCandidates:
+        self = cls()
+        phones = sorted({p for rd in rows for p in rd.phones})
+        emails = sorted({e for rd in rows for e in rd.emails})
+        taxes = sorted({str(rd.company["tax_id"]) for rd in rows if rd.company.get("tax_id")})
+        probes: dict[str, set[int]] = {"company": set(), "person": set()}
+        for rd in rows:
+            if rd.has_person:
+                probes["person"].update(name_probe_keys(name_key(full_name(rd))))
+            if rd.company.get("short_name"):
+                probes["company"].update(name_probe_keys(name_key(str(rd.company["short_name"]))))
+        ids: dict[str, set[int]] = {"company": set(), "person": set()}
+        for channel, values in (("phone", phones), ("email", emails)):
+            for part in _in_parts(values):
+                for pid, cid in ContactPoint.objects.filter(
+                    channel=channel, value__in=part
+                ).values_list("person_id", "company_id"):
+                    if pid is not None:
+                        ids["person"].add(pid)
+                    if cid is not None:
+                        ids["company"].add(cid)
+        for part in _in_parts(taxes):
+            ids["company"].update(
+                Company.objects.filter(tax_id__in=part).values_list("id", flat=True)
+            )
+        key_models: dict[str, Any] = {"company": CompanyNameKey, "person": PersonNameKey}
+        for kind, model in key_models.items():
+            for part in _in_parts(sorted(probes[kind])):
+                ids[kind].update(
+                    model.objects.filter(key__in=part).values_list(f"{kind}_id", flat=True)
+                )
+        self._read("company", sorted(ids["company"]))
+        self._read("person", sorted(ids["person"]))
+        return self
+
+    def _read(self, kind: str, ids: list[int]) -> None:
+        model: Any = Company if kind == "company" else Person
+        cols = ["id", "name_key", *(["tax_id", "legal_form"] if kind == "company" else [])]
+        found: dict[int, Known] = {}
+        for part in _in_parts(ids):
+            for row in model.objects.filter(id__in=part, deleted_at__isnull=True).values_list(
+                *cols
+            ):
+                found[row[0]] = Known(
+                    id=row[0],
+                    key=row[1],
+                    tax_id=row[2] if kind == "company" else "",
+                    form=(row[3] or "") if kind == "company" else "",
+                )
+            live = [i for i in part if i in found]
+            for oid, channel, value in ContactPoint.objects.filter(
+                **{f"{kind}_id__in": live}
+            ).values_list(f"{kind}_id", "channel", "value"):
+                if value and channel == "phone":
+                    found[oid].phones.add(value)
+                elif value and channel == "email":
+                    found[oid].emails.add(value)
+            if kind == "person":
+                for pid, cid in Employment.objects.filter(person_id__in=live).values_list(
+                    "person_id", "company_id"
+                ):
+                    found[pid].companies.add(cid)
+        for k in found.values():
+            self.put(kind, k)
+
+    def put(self, kind: str, k: Known) -> None:
+        """Add or replace a record (one the chunk created or changed)."""
+        self.known[kind][k.id] = k
+        for phone in k.phones:
+            self.by_phone[kind].setdefault(phone, set()).add(k.id)
+        for email in k.emails:
+            self.by_email[kind].setdefault(email, set()).add(k.id)
+        for block in name_block_keys(k.key):
+            self.by_block[kind].setdefault(block, set()).add(k.id)
+        if k.tax_id:
+            self.by_tax.setdefault(k.tax_id, set()).add(k.id)
+
+    def get(self, kind: str, oid: int) -> Known | None:
+        return self.known[kind].get(oid)
+
+    def find(
+        self,
+        kind: str,
+        *,
+        name: str,
+        tax_id: str = "",
+        phones: list[str] = (),  # type: ignore[assignment]
+        emails: list[str] = (),  # type: ignore[assignment]
+        limit: int = CANDIDATES,
+    ) -> list[Known]:
+        """``find_duplicates`` for one row, best first, as Known records."""
+        known = self.known[kind]
+        scores: dict[int, int] = {}
+
+        def merge(oid: int, score: int) -> None:
+            old = scores.get(oid)
+            # Two independent signals make a match surer than either alone.
+            scores[oid] = score if old is None else min(100, max(old, score) + 5)
+
+        if tax_id and kind == "company":
+            for oid in sorted(self.by_tax.get(tax_id, ()))[:limit]:
+                if known[oid].tax_id == tax_id:
+                    merge(oid, 100)
+        for values, index, score in (
+            (phones, self.by_phone[kind], 70),
+            (emails, self.by_email[kind], 95),
         ):
-            out[pid].companies.add(cid)
-    return [out[i] for i in ids if i in out]
+            for value in values:
+                for oid in sorted(index.get(value, ())):
+                    k = known[oid]
+                    if value in k.phones or value in k.emails:
+                        merge(oid, score)
+        key = name_key(name)
+        if key:
+            seen: set[int] = set()
+            sims: dict[str, int] = {}
+            for probe in name_probe_keys(key):
+                for oid in self.by_block[kind].get(probe, ()):
+                    if oid in seen:
+                        continue
+                    seen.add(oid)
+                    other = known[oid].key
+                    sim = sims.get(other)
+                    if sim is None:
+                        sim = sims[other] = (
+                            100
+                            if other == key
+                            else name_similarity(key, other)
+                            if other and _may_reach(key, other, FUZZY_THRESHOLD)
+                            else 0
+                        )
+                    if sim >= FUZZY_THRESHOLD:
+                        merge(oid, min(sim, 90))
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [known[oid] for oid, _score in best]
+
+    def staff_companies(self, phones: list[str], ids: list[int]) -> set[int]:
+        """The companies among ``ids`` where a person has one of ``phones``."""
+        out: set[int] = set()
+        for phone in phones:
+            for pid in self.by_phone["person"].get(phone, ()):
+                k = self.known["person"][pid]
+                if phone in k.phones:
+                    out |= k.companies
+        return out & set(ids)
 
 
 def _similarity(key: str, other: str) -> int:
@@ -78,34 +237,23 @@ def _form_conflict(a: str, b: str) -> bool:
     return bool(a and b and a != b and a not in GENERIC_FORMS and b not in GENERIC_FORMS)
 
 
-def company_candidates(rd: RowData) -> list[Known]:
-    """Existing companies this row's company may be, best evidence first (not decided)."""
+def company_candidates(rd: RowData, found: list[Known]) -> list[Known]:
+    """Of the guard's candidates (``found``, best first), the companies this row's company
+    may be, best evidence first (not decided)."""
     name = str(rd.company.get("short_name") or "")
     tax_id = str(rd.company.get("tax_id") or "")
     if not name and not tax_id:
         return []
-    cands = find_duplicates(
-        object_type="company",
-        name=name,
-        tax_id=tax_id,
-        phones=rd.phones if not rd.has_person else [],
-        emails=rd.emails if not rd.has_person else [],
-        limit=CANDIDATES,
-    )
-    known = known_records(Company, [c.object_id for c in cands])
-    forms = dict(
-        Company.objects.filter(id__in=[k.id for k in known]).values_list("id", "legal_form")
-    )
     key = name_key(name)
     form = str(rd.company.get("legal_form") or "")
     out: list[Known] = []
-    for k in known:
+    for k in found:
         sim = _similarity(key, k.key)
         if tax_id and k.tax_id:
             if tax_id == k.tax_id and sim >= 50:
                 return [k]  # the same tax id settles it
             continue  # two different tax ids: two companies
-        if _form_conflict(form, forms.get(k.id) or ""):
+        if _form_conflict(form, k.form):
             continue
         shared = not rd.has_person and bool(set(rd.emails) & k.emails or set(rd.phones) & k.phones)
         if sim + (10 if shared else 0) >= 95:
@@ -114,12 +262,17 @@ def company_candidates(rd: RowData) -> list[Known]:
 
 
 def choose_company(
-    rd: RowData, cands: list[Known], *, employers: set[int] | None = None
+    rd: RowData,
+    cands: list[Known],
+    *,
+    employers: set[int] | None = None,
+    staff: Callable[[list[str], list[int]], set[int]],
 ) -> int | None:
     """One of the candidates, or None (a new company) when the evidence cannot tell.
 
     A company with the same tax id wins; then the one the person already works at; then
-    the one whose people share this row's phone (a switchboard); then a single candidate.
+    the one whose people share this row's phone (a switchboard: ``staff(phones, ids)`` gives
+    the companies among ``ids`` where someone has one of the phones); then a single candidate.
     Several same-named companies and nothing to tell them apart: a new record, since
     merging two companies is worse than a duplicate the finder will show.
     """
@@ -134,14 +287,7 @@ def choose_company(
         if len(mine) == 1:
             return mine[0]
     if rd.phones and len(ids) > 1:
-        via_staff = set(
-            ContactPoint.objects.filter(
-                channel="phone",
-                value__in=rd.phones,
-                person__employments__company_id__in=ids,
-            ).values_list("person__employments__company_id", flat=True)
-        )
-        via_staff &= set(ids)
+        via_staff = staff(rd.phones, ids) & set(ids)
         if len(via_staff) == 1:
             return via_staff.pop()
     if len(ids) == 1:
@@ -149,32 +295,26 @@ def choose_company(
     return None
 
 
-def match_company(rd: RowData) -> int | None:
-    """The id of the existing company this row names, or None (companies import)."""
-    return choose_company(rd, company_candidates(rd))
-
-
-def _full_name(rd: RowData) -> str:
+def full_name(rd: RowData) -> str:
     p = rd.person
     return " ".join(
         str(p.get(k) or "") for k in ("last_name", "first_name", "middle_name") if p.get(k)
     )
 
 
-def match_person(rd: RowData, *, company_ids: set[int] | None = None) -> int | None:
-    """The id of the existing person this row is, or None.
+def match_person(
+    rd: RowData, found: list[Known], *, company_ids: set[int] | None = None
+) -> int | None:
+    """The id of the existing person this row is (one of the guard's candidates
+    ``found``, best first), or None.
 
     ``company_ids``: the companies the row's company may be (its candidates, or the one
     it was resolved to); working at one of them backs up a similar name."""
     company_ids = company_ids or set()
-    name = _full_name(rd)
-    cands = find_duplicates(
-        object_type="person", name=name, phones=rd.phones, emails=rd.emails, limit=CANDIDATES
-    )
-    key = name_key(name)
+    key = name_key(full_name(rd))
     emails, phones = set(rd.emails), set(rd.phones)
     best: tuple[int, int] | None = None
-    for k in known_records(Person, [c.object_id for c in cands]):
+    for k in found:
         sim = _similarity(key, k.key)
         same_email = bool(emails & k.emails)
         same_phone = bool(phones & k.phones)

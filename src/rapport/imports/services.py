@@ -36,9 +36,12 @@ from rapport.core.phones import parse_phones
 from rapport.core.scopes import scope_allows
 from rapport.imports import mapping as mapping_mod
 from rapport.imports.matching import (
+    PENDING,
+    ChunkCandidates,
+    Known,
     choose_company,
     company_candidates,
-    match_company,
+    full_name,
     match_person,
 )
 from rapport.imports.models import (
@@ -60,9 +63,9 @@ from rapport.imports.readers import (
     sniff,
 )
 from rapport.parties import services as parties
-from rapport.parties.models import Company, ContactPoint, Employment, Person
+from rapport.parties.models import Company, Person
 
-CHUNK_ROWS = 200
+CHUNK_ROWS = 1000  # rows per transaction (reliability.md: ~1,000-row chunks)
 PREVIEW_ROWS = 20
 # A preview tries this many rows against the base (the write lock is held meanwhile on SQLite);
 # the rest of the file is only checked for errors.
@@ -309,10 +312,11 @@ class RunContext:
     # Records this run created: id -> the row that created them ("merged with row N").
     people: dict[int, int] = field(default_factory=dict)
     companies: dict[int, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # outcomes of the rows written
 
     @classmethod
     def load(cls, run: ImportRun, actor: User | None) -> RunContext:
-        ctx = cls(run=run, actor=actor)
+        ctx = cls(run=run, actor=actor, counts=_counts(run))
         for row in run.rows.filter(outcome=Outcome.CREATED).values("row_number", "changes"):
             for ch in row["changes"]:
                 if ch.get("action") == "create":
@@ -321,12 +325,66 @@ class RunContext:
         return ctx
 
 
-def _owner(obj: Company | Person) -> str:
-    return "company" if isinstance(obj, Company) else "person"
+Party = Company | Person
+
+
+@dataclass
+class _Chunk:
+    """One chunk's work in memory: the batch of writes, the candidates, the new records'
+    provisional ids, and what each report line refers to (ids are known after the flush)."""
+
+    ctx: RunContext
+    batch: parties.DirectoryBatch
+    cands: ChunkCandidates
+    pending: dict[int, Party] = field(default_factory=dict)  # provisional id -> record
+    pending_ids: dict[int, int] = field(default_factory=dict)  # id(record) -> provisional id
+    refs: dict[int, tuple[ImportRow, list[tuple[str, Party, str, int, Any]]]] = field(
+        default_factory=dict
+    )
+    records: dict[int, dict[str, Party]] = field(default_factory=dict)  # id(line) -> records
+
+    def id_of(self, obj: Party) -> int:
+        return obj.pk if obj.pk is not None else self.pending_ids[id(obj)]
+
+    def add_new(self, obj: Party) -> int:
+        pid = PENDING + len(self.pending)
+        self.pending[pid] = obj
+        self.pending_ids[id(obj)] = pid
+        return pid
+
+    def record(self, kind: str, oid: int) -> Party:
+        if oid >= PENDING:
+            return self.pending[oid]
+        obj = self.batch.get(kind, oid)
+        if obj is None:  # a record the first pass did not foresee
+            self.batch.load(
+                companies=[oid] if kind == "company" else [],
+                people=[oid] if kind == "person" else [],
+                lock=self.ctx.run.pk is not None,
+            )
+            obj = self.batch.get(kind, oid)
+        if obj is None:
+            raise FieldErrors.single("", _("The record was removed meanwhile."))
+        return obj
+
+    def known(self, obj: Party) -> Known:
+        """The record as the candidates see it, after this chunk's changes."""
+        points = self.batch.points(obj)
+        k = Known(
+            id=self.id_of(obj),
+            key=obj.name_key,
+            phones={p.value for p in points if p.channel == "phone" and p.value},
+            emails={p.value for p in points if p.channel == "email" and p.value},
+        )
+        if isinstance(obj, Company):
+            k.tax_id, k.form = obj.tax_id, obj.legal_form
+        else:
+            k.companies = {self.id_of(c) for c, _p, _r in self.batch.jobs(obj)}
+        return k
 
 
 def _update_data(
-    obj: Company | Person, incoming: dict[str, Any], policy: str
+    work: _Chunk, obj: Party, incoming: dict[str, Any], policy: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(data for the update service, the values it replaces) under the policy."""
     data: dict[str, Any] = {}
@@ -356,13 +414,9 @@ def _update_data(
         wanted = incoming.get(key) or []
         if not wanted:
             continue
-        old_points = parties.contact_points_input(obj, channel)
+        old_points = work.batch.contact_points_input(obj, channel)
         known = {p["raw"].strip().lower() for p in old_points}
-        values = set(
-            ContactPoint.objects.filter(**{_owner(obj): obj}, channel=channel)
-            .exclude(value="")
-            .values_list("value", flat=True)
-        )
+        values = {p.value for p in work.batch.points(obj) if p.channel == channel and p.value}
         added: list[dict[str, str]] = []
         region = str(incoming.get("default_region") or settings.DEFAULT_PHONE_REGION)
         for item in wanted:
@@ -389,131 +443,136 @@ def _update_data(
     return data, before
 
 
-def _employments(person: Person) -> list[dict[str, Any]]:
-    return [
-        {"company_id": e.company_id, "position": e.position, "role": e.role}
-        for e in Employment.objects.filter(person=person).order_by("id")
-    ]
-
-
-def _row_company(ctx: RunContext, rd: RowData, line: ImportRow, cid: int | None) -> Company | None:
+def _row_company(
+    work: _Chunk, rd: RowData, changes: list[tuple[str, Party, str, int, Any]], cid: int | None
+) -> Company | None:
     """The row's company: ``cid`` (matched) updated under the policy, or a new one."""
     if not rd.has_company:
         return None
-    run = ctx.run
+    ctx, run = work.ctx, work.ctx.run
     if cid is None or (run.on_duplicate == OnDuplicate.CREATE and cid not in ctx.companies):
-        data = {**rd.company, "responsible_id": run.responsible_id}
+        data = dict(rd.company)
         if run.target == Target.PEOPLE:
             data.pop("phones", None)
             data.pop("emails", None)
-        company = parties.company_create(actor=ctx.actor, data=data, force=True)
-        ctx.companies[company.pk] = rd.row_number
-        line.changes.append({"type": "company", "id": company.pk, "action": "create"})
+        company = work.batch.company_create(data=data)
+        work.add_new(company)
+        changes.append(("company", company, "create", 0, None))
         return company
-    company = Company.objects.get(pk=cid)
+    found = work.record("company", cid)
+    assert isinstance(found, Company)  # noqa: S101 - the kind asked for
+    company = found
     policy = run.on_duplicate if cid not in ctx.companies else OnDuplicate.UPDATE
     if policy in (OnDuplicate.UPDATE, OnDuplicate.OVERWRITE):
         incoming = dict(rd.company)
         if run.target == Target.PEOPLE:
             incoming.pop("phones", None)
             incoming.pop("emails", None)
-        data, before = _update_data(company, incoming, policy)
+        data, before = _update_data(work, company, incoming, policy)
         if data:
-            company = parties.company_update(
-                actor=ctx.actor, company=company, data=data, version=company.version
-            )
-            line.changes.append(
-                {
-                    "type": "company",
-                    "id": company.pk,
-                    "action": "update",
-                    "version": company.version,
-                    "before": before,
-                }
-            )
+            work.batch.company_update(company=company, data=data)
+            changes.append(("company", company, "update", company.version, before))
     return company
 
 
-def _company_outcome(ctx: RunContext, company: Company | None, line: ImportRow) -> None:
+def _company_outcome(
+    work: _Chunk, company: Company | None, line: ImportRow, changes: list[Any]
+) -> None:
+    ctx = work.ctx
+    cid = work.id_of(company) if company is not None else None
     if company is None:
         line.outcome = Outcome.SKIPPED
-    elif any(c["action"] == "create" for c in line.changes):
+    elif any(c[2] == "create" for c in changes):
         line.outcome = Outcome.CREATED
-    elif company.pk in ctx.companies:
+    elif cid in ctx.companies:
         line.outcome = Outcome.MERGED
-        line.merged_with_row = ctx.companies[company.pk]
-    elif line.changes:
+        line.merged_with_row = ctx.companies[cid]
+    elif changes:
         line.outcome = Outcome.UPDATED
     else:
         line.outcome = Outcome.MATCHED
 
 
-def _write_row(ctx: RunContext, rd: RowData, line: ImportRow) -> None:
-    run = ctx.run
+def _company_found(work: _Chunk, rd: RowData) -> list[Known]:
+    return work.cands.find(
+        "company",
+        name=str(rd.company.get("short_name") or ""),
+        tax_id=str(rd.company.get("tax_id") or ""),
+        phones=rd.phones if not rd.has_person else [],
+        emails=rd.emails if not rd.has_person else [],
+    )
+
+
+def _plan_row(
+    work: _Chunk, rd: RowData, line: ImportRow, changes: list[tuple[str, Party, str, int, Any]]
+) -> dict[str, Party]:
+    """Decide one row and stage its writes in the batch; the records it names."""
+    ctx, run, cands = work.ctx, work.ctx.run, work.cands
     if run.target == Target.COMPANIES or not rd.has_person:
-        company = _row_company(ctx, rd, line, match_company(rd))
-        line.company_id = company.pk if company else None
-        _company_outcome(ctx, company, line)
-        return
+        found = company_candidates(rd, _company_found(work, rd)) if rd.has_company else []
+        cid = choose_company(rd, found, staff=cands.staff_companies)
+        company = _row_company(work, rd, changes, cid)
+        _company_outcome(work, company, line, changes)
+        return {"company": company} if company is not None else {}
     # The person first (the company's candidates back up a similar name), then which of
     # the candidates the company is (the person's employers tell same-named ones apart).
-    cands = company_candidates(rd) if rd.has_company else []
-    pid = match_person(rd, company_ids={k.id for k in cands})
+    comp_cands = company_candidates(rd, _company_found(work, rd)) if rd.has_company else []
+    pid = match_person(
+        rd,
+        cands.find("person", name=full_name(rd), phones=rd.phones, emails=rd.emails),
+        company_ids={k.id for k in comp_cands},
+    )
     if pid is not None and run.on_duplicate == OnDuplicate.CREATE and pid not in ctx.people:
         pid = None
-    employers = (
-        set(Employment.objects.filter(person_id=pid).values_list("company_id", flat=True))
-        if pid
-        else set()
+    match = cands.get("person", pid) if pid is not None else None
+    employers = set(match.companies) if match is not None else set()
+    company = _row_company(
+        work,
+        rd,
+        changes,
+        choose_company(rd, comp_cands, employers=employers, staff=cands.staff_companies),
     )
-    company = _row_company(ctx, rd, line, choose_company(rd, cands, employers=employers))
-    line.company_id = company.pk if company else None
+    records: dict[str, Party] = {"company": company} if company is not None else {}
     if pid is None:
-        data = {**rd.person, "responsible_id": run.responsible_id}
-        if company is not None:
-            data["employments"] = [{"company_id": company.pk, "position": rd.position}]
-        person = parties.person_create(actor=ctx.actor, data=data, force=True)
-        ctx.people[person.pk] = rd.row_number
-        line.person_id = person.pk
-        line.changes.append({"type": "person", "id": person.pk, "action": "create"})
+        person = work.batch.person_create(
+            data=dict(rd.person),
+            employments=[(company, rd.position)] if company is not None else [],
+        )
+        work.add_new(person)
+        changes.append(("person", person, "create", 0, None))
         line.outcome = Outcome.CREATED
-        return
-    person = Person.objects.get(pk=pid)
-    line.person_id = pid
+        return {**records, "person": person}
+    found_person = work.record("person", pid)
+    assert isinstance(found_person, Person)  # noqa: S101 - the kind asked for
+    person = found_person
+    records["person"] = person
     merged = pid in ctx.people
     policy = OnDuplicate.UPDATE if merged else run.on_duplicate
     if policy == OnDuplicate.SKIP:
         line.outcome = Outcome.MATCHED
-        return
-    data, before = _update_data(person, rd.person, policy)
-    if company is not None and company.pk not in employers:
-        before["employments"] = _employments(person)
-        data["employments"] = before["employments"] + [
-            {"company_id": company.pk, "position": rd.position}
+        return records
+    data, before = _update_data(work, person, rd.person, policy)
+    jobs: list[tuple[Company, str]] = []
+    if company is not None and work.id_of(company) not in employers:
+        before["employments"] = [
+            {"company_id": c, "position": pos, "role": role}
+            for c, pos, role in work.batch.jobs(person)
         ]
-    if data:
-        person = parties.person_update(
-            actor=ctx.actor, person=person, data=data, version=person.version
-        )
-        line.changes.append(
-            {
-                "type": "person",
-                "id": person.pk,
-                "action": "update",
-                "version": person.version,
-                "before": before,
-            }
-        )
+        jobs = [(company, rd.position)]
+    if data or jobs:
+        work.batch.person_update(person=person, data=data, employments=jobs)
+        changes.append(("person", person, "update", person.version, before))
     if merged:
         line.outcome = Outcome.MERGED
         line.merged_with_row = ctx.people[pid]
-    elif any(c["action"] == "create" for c in line.changes):
+    elif any(c[2] == "create" for c in changes):
         line.outcome = Outcome.UPDATED
     else:
-        line.outcome = Outcome.UPDATED if data else Outcome.MATCHED
+        line.outcome = Outcome.UPDATED if data or jobs else Outcome.MATCHED
+    return records
 
 
-def _process(ctx: RunContext, rd: RowData) -> ImportRow:
+def _line(ctx: RunContext, rd: RowData) -> ImportRow:
     line = ImportRow(
         run=ctx.run,
         row_number=rd.row_number,
@@ -525,23 +584,100 @@ def _process(ctx: RunContext, rd: RowData) -> ImportRow:
     if rd.empty:
         line.outcome = Outcome.SKIPPED
         line.messages = [_("Empty row.")]
-        return line
-    if rd.errors:
+    elif rd.errors:
         line.outcome = Outcome.ERROR
-        return line
-    try:
-        with transaction.atomic():  # the row's records all or none
-            _write_row(ctx, rd, line)
-    except (FieldErrors, PermissionDenied, StaleVersion) as exc:
-        line.outcome = Outcome.ERROR
-        line.changes = []
-        line.person_id = line.company_id = None
-        errs = exc.errors if isinstance(exc, FieldErrors) else {"": [str(exc)]}
-        line.messages = [
-            *(f"{k}: {m}" if k else m for k, ms in errs.items() for m in ms),
-            *rd.warnings,
-        ]
     return line
+
+
+def _error(line: ImportRow, rd: RowData, exc: ServiceError) -> None:
+    line.outcome = Outcome.ERROR
+    line.changes = []
+    line.person_id = line.company_id = None
+    line.merged_with_row = None
+    errs = exc.errors if isinstance(exc, FieldErrors) else {"": [str(exc)]}
+    line.messages = [
+        *(f"{k}: {m}" if k else m for k, ms in errs.items() for m in ms),
+        *rd.warnings,
+    ]
+
+
+def _prefetch(work: _Chunk, rows: list[RowData]) -> None:
+    """Read (and lock) the existing records the rows will most likely change, in one go."""
+    ids: dict[str, set[int]] = {"company": set(), "person": set()}
+    cands = work.cands
+    for rd in rows:
+        comp = company_candidates(rd, _company_found(work, rd)) if rd.has_company else []
+        ids["company"].update(k.id for k in comp)
+        if rd.has_person and work.ctx.run.target == Target.PEOPLE:
+            pid = match_person(
+                rd,
+                cands.find("person", name=full_name(rd), phones=rd.phones, emails=rd.emails),
+                company_ids={k.id for k in comp},
+            )
+            if pid is not None:
+                ids["person"].add(pid)
+    work.batch.load(
+        companies=sorted(i for i in ids["company"] if i < PENDING),
+        people=sorted(i for i in ids["person"] if i < PENDING),
+        lock=work.ctx.run.pk is not None,
+    )
+
+
+def _process_chunk(ctx: RunContext, rows: list[RowData], *, write: bool = True) -> list[ImportRow]:
+    """Report lines of ``rows``: decided in memory against candidates read for the whole
+    chunk, then (``write``) written with bulk statements. Call inside a transaction."""
+    lines = [_line(ctx, rd) for rd in rows]
+    todo = [(rd, line) for rd, line in zip(rows, lines, strict=True) if not line.outcome]
+    if not todo:
+        return lines
+    try:
+        batch = parties.DirectoryBatch(actor=ctx.actor, responsible_id=ctx.run.responsible_id)
+    except ServiceError as exc:
+        for rd, line in todo:
+            _error(line, rd, exc)
+        return lines
+    work = _Chunk(ctx=ctx, batch=batch, cands=ChunkCandidates.load([rd for rd, _l in todo]))
+    _prefetch(work, [rd for rd, _l in todo])
+    for rd, line in todo:
+        mark = batch.mark()
+        changes: list[tuple[str, Party, str, int, Any]] = []
+        try:
+            records = _plan_row(work, rd, line, changes)
+        except (FieldErrors, PermissionDenied, StaleVersion) as exc:
+            batch.undo_to(mark)  # the row's records all or none
+            _error(line, rd, exc)
+            continue
+        for kind, obj, action, _v, _b in changes:
+            if action == "create":
+                (ctx.people if kind == "person" else ctx.companies)[work.id_of(obj)] = rd.row_number
+        for kind, obj in records.items():
+            work.cands.put(kind, work.known(obj))
+        work.refs[id(line)] = (line, changes)
+        work.records[id(line)] = records
+    if write:
+        batch.flush()
+    # Provisional ids become the written ones.
+    for pid, obj in work.pending.items():
+        for mapping in (ctx.people, ctx.companies):
+            if pid in mapping and obj.pk is not None:
+                mapping[obj.pk] = mapping.pop(pid)
+    for line, changes in work.refs.values():
+        records = work.records[id(line)]
+        line.person_id = records["person"].pk if "person" in records else None
+        line.company_id = records["company"].pk if "company" in records else None
+        line.changes = [
+            {"type": kind, "id": obj.pk, "action": action}
+            if action == "create"
+            else {
+                "type": kind,
+                "id": obj.pk,
+                "action": action,
+                "version": version,
+                "before": parties.bulk_render(before),
+            }
+            for kind, obj, action, version, before in changes
+        ]
+    return lines
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -652,19 +788,21 @@ def _execute(run: ImportRun, actor: User | None, progress: Progress | None) -> I
 def _commit_chunk(ctx: RunContext, chunk: list[RowData]) -> None:
     """Rows, their report lines and the checkpoint in one transaction."""
     run = ctx.run
-    people, companies = dict(ctx.people), dict(ctx.companies)
+    people, companies, counts = dict(ctx.people), dict(ctx.companies), dict(ctx.counts)
     try:
         with transaction.atomic():
-            lines = [_process(ctx, rd) for rd in chunk]
-            ImportRow.objects.bulk_create(lines)
+            lines = _process_chunk(ctx, chunk)
+            ImportRow.objects.bulk_create(lines, batch_size=500)
+            for line in lines:
+                ctx.counts[line.outcome] = ctx.counts.get(line.outcome, 0) + 1
             done = chunk[-1].row_number - run.header_row
             updated = ImportRun.objects.filter(pk=run.pk, rows_done=run.rows_done).update(
-                rows_done=done, heartbeat_at=timezone.now(), counts=_counts(run)
+                rows_done=done, heartbeat_at=timezone.now(), counts=ctx.counts
             )
             if updated != 1:
                 raise ServiceError(_("Another worker is running this import."))
     except BaseException:
-        ctx.people, ctx.companies = people, companies
+        ctx.people, ctx.companies, ctx.counts = people, companies, counts
         raise
     run.rows_done = done
     run.heartbeat_at = timezone.now()
@@ -680,10 +818,6 @@ def runs_mark_stale() -> int:
 
 
 # --- dry run (preview) ------------------------------------------------------------------------
-
-
-class _Rollback(Exception):
-    pass
 
 
 @dataclass
@@ -710,26 +844,23 @@ def run_preview(
     if errors:
         raise FieldErrors(errors)
     preview = Preview(lines=[], rows=[], counts={}, total=0)
-    try:
-        with transaction.atomic():
-            ctx = RunContext(run=run, actor=actor)
-            for number, cells in data_rows(run):
-                rd = _normalized(run, number, cells)
-                if rd.empty:
-                    continue
-                preview.total += 1
-                preview.invalid += bool(rd.errors)
-                if sample is not None and preview.tried >= sample:
-                    continue
-                line = _process(ctx, rd)
-                preview.tried += 1
-                preview.counts[line.outcome] = preview.counts.get(line.outcome, 0) + 1
-                if len(preview.lines) < limit:
-                    preview.lines.append(line)
-                    preview.rows.append(rd)
-            raise _Rollback
-    except _Rollback:
-        pass
+    ctx = RunContext(run=run, actor=actor)
+    tried: list[RowData] = []
+    for number, cells in data_rows(run):
+        rd = _normalized(run, number, cells)
+        if rd.empty:
+            continue
+        preview.total += 1
+        preview.invalid += bool(rd.errors)
+        if sample is None or len(tried) < sample:
+            tried.append(rd)
+    # Decided in memory as one chunk and never written: no write lock, nothing to roll back.
+    for rd, line in zip(tried, _process_chunk(ctx, tried, write=False), strict=True):
+        preview.tried += 1
+        preview.counts[line.outcome] = preview.counts.get(line.outcome, 0) + 1
+        if len(preview.lines) < limit:
+            preview.lines.append(line)
+            preview.rows.append(rd)
     return preview
 
 

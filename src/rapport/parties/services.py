@@ -7,6 +7,7 @@ nothing else, so a rule holds the same way whoever writes.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -18,11 +19,12 @@ from django.utils.translation import gettext as _
 from rapport.accounts.models import User
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.concurrency import merge_stale
-from rapport.core.customfields import custom_fields_clean
+from rapport.core.customfields import custom_fields_clean, definitions_for
 from rapport.core.emails import normalize_email, split_email_field
 from rapport.core.errors import DuplicateFound, FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.events import changes_payload, event_record
-from rapport.core.names import name_key, recase, strip_legal_form
+from rapport.core.models import AuditEntry, CustomFieldDefinition, OutboxEvent, SearchDocument
+from rapport.core.names import name_block_keys, name_key, recase, strip_legal_form
 from rapport.core.ownership import parse_date as _parse_date
 from rapport.core.ownership import resolve_responsible as _resolve_responsible
 from rapport.core.ownership import team_for as _team_for
@@ -43,10 +45,12 @@ from rapport.parties.duplicates import find_duplicates, name_keys_save
 from rapport.parties.models import (
     BankAccount,
     Company,
+    CompanyNameKey,
     CompanyRelation,
     ContactPoint,
     Employment,
     Person,
+    PersonNameKey,
     PersonRelation,
     Tag,
 )
@@ -290,7 +294,12 @@ def _check_version(
 
 
 def _company_clean(
-    data: dict[str, Any], actor: User | None, errors: dict[str, list[str]], existing: Company | None
+    data: dict[str, Any],
+    actor: User | None,
+    errors: dict[str, list[str]],
+    existing: Company | None,
+    *,
+    definitions: list[CustomFieldDefinition] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "short_name" in data or existing is None:
@@ -364,35 +373,42 @@ def _company_clean(
                 object_type="company",
                 values=data["custom_fields"] or {},
                 existing=existing.custom_fields if existing else None,
+                definitions=definitions,
             )
         except FieldErrors as exc:
             errors.update(exc.errors)
     elif existing is None:
         try:
-            out["custom_fields"] = custom_fields_clean(object_type="company", values={})
+            out["custom_fields"] = custom_fields_clean(
+                object_type="company", values={}, definitions=definitions
+            )
         except FieldErrors as exc:
             errors.update(exc.errors)
     return out
 
 
 def _company_reindex(company: Company) -> None:
-    points = list(company.contact_points.all())
-    search_index(
-        object_type="company",
-        object_id=company.pk,
-        title=company.short_name,
-        subtitle=company.city or company.industry,
-        body=search_body(
+    search_index(**_company_search_doc(company, list(company.contact_points.all())))
+
+
+def _company_search_doc(company: Company, points: list[ContactPoint]) -> dict[str, Any]:
+    """``search_index`` arguments of a company with these contact points."""
+    return {
+        "object_type": "company",
+        "object_id": company.pk,
+        "title": company.short_name,
+        "subtitle": company.city or company.industry,
+        "body": search_body(
             names=[company.short_name, company.full_name],
             phones=[p.value for p in points if p.channel == "phone" and p.value]
             + [p.raw for p in points if p.channel == "phone"],
             emails=[p.value for p in points if p.channel == "email"],
             extra=[company.tax_id, company.website],
         ),
-        team_id=company.team_id,
-        responsible_id=company.responsible_id,
-        deleted=company.deleted_at is not None,
-    )
+        "team_id": company.team_id,
+        "responsible_id": company.responsible_id,
+        "deleted": company.deleted_at is not None,
+    }
 
 
 def _phones_and_emails(points: list[ContactPoint]) -> tuple[list[str], list[str]]:
@@ -626,7 +642,12 @@ def company_update(
 
 
 def _person_clean(
-    data: dict[str, Any], actor: User | None, errors: dict[str, list[str]], existing: Person | None
+    data: dict[str, Any],
+    actor: User | None,
+    errors: dict[str, list[str]],
+    existing: Person | None,
+    *,
+    definitions: list[CustomFieldDefinition] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in ("first_name", "last_name", "middle_name"):
@@ -664,12 +685,15 @@ def _person_clean(
                 object_type="person",
                 values=data["custom_fields"] or {},
                 existing=existing.custom_fields if existing else None,
+                definitions=definitions,
             )
         except FieldErrors as exc:
             errors.update(exc.errors)
     elif existing is None:
         try:
-            out["custom_fields"] = custom_fields_clean(object_type="person", values={})
+            out["custom_fields"] = custom_fields_clean(
+                object_type="person", values={}, definitions=definitions
+            )
         except FieldErrors as exc:
             errors.update(exc.errors)
     return out
@@ -692,22 +716,29 @@ def _person_reindex(person: Person) -> None:
     companies = list(
         person.employments.select_related("company").values_list("company__short_name", flat=True)
     )
-    search_index(
-        object_type="person",
-        object_id=person.pk,
-        title=person.full_name,
-        subtitle=", ".join(companies)[:300],
-        body=search_body(
+    search_index(**_person_search_doc(person, points, companies))
+
+
+def _person_search_doc(
+    person: Person, points: list[ContactPoint], companies: list[str]
+) -> dict[str, Any]:
+    """``search_index`` arguments of a person with these contact points and employers."""
+    return {
+        "object_type": "person",
+        "object_id": person.pk,
+        "title": person.full_name,
+        "subtitle": ", ".join(companies)[:300],
+        "body": search_body(
             names=[person.full_name],
             phones=[p.value for p in points if p.channel == "phone" and p.value]
             + [p.raw for p in points if p.channel == "phone"],
             emails=[p.value for p in points if p.channel == "email"],
             extra=[p.value for p in points if p.channel == "messenger"],
         ),
-        team_id=person.team_id,
-        responsible_id=person.responsible_id,
-        deleted=person.deleted_at is not None,
-    )
+        "team_id": person.team_id,
+        "responsible_id": person.responsible_id,
+        "deleted": person.deleted_at is not None,
+    }
 
 
 def _employments_clean(
@@ -722,15 +753,24 @@ def _employments_clean(
         except (Company.DoesNotExist, ValueError, TypeError):
             errors["employments"] = [_("No such company.")]
             continue
-        if not _visible_or_error(actor, company, "company"):
-            errors["employments"] = [_("No such company.")]  # same answer as missing (R2)
-            continue
-        role = item.get("role") or EmploymentRole.OTHER
-        if role not in EmploymentRole.values:
-            errors["employments"] = [_("Unknown role: %(role)s.") % {"role": role}]
-            continue
-        out.append((company, str(item.get("position") or "").strip()[:150], role))
+        job = _employment_check(actor, company, item, errors)
+        if job is not None:
+            out.append(job)
     return out
+
+
+def _employment_check(
+    actor: User | None, company: Company, item: dict[str, Any], errors: dict[str, list[str]]
+) -> tuple[Company, str, str] | None:
+    """(company, position, role) of one employment the actor may record, else None + error."""
+    if not _visible_or_error(actor, company, "company"):
+        errors["employments"] = [_("No such company.")]  # same answer as missing (R2)
+        return None
+    role = item.get("role") or EmploymentRole.OTHER
+    if role not in EmploymentRole.values:
+        errors["employments"] = [_("Unknown role: %(role)s.") % {"role": role}]
+        return None
+    return company, str(item.get("position") or "").strip()[:150], role
 
 
 @transaction.atomic
@@ -1106,3 +1146,536 @@ def relation_delete(*, actor: User | None, relation: CompanyRelation | PersonRel
         changes={"relations": [f"{relation.kind} {relation.pk}", None]},
     )
     relation.delete()
+
+
+# --- bulk writes (the importer) ----------------------------------------------------------------
+
+
+class _Jobs:
+    """Employments in an audit entry, written out once the new records have ids."""
+
+    def __init__(self, jobs: list[tuple[Company, str, str]], *, sort: bool) -> None:
+        self.jobs, self.sort = list(jobs), sort
+
+    def render(self) -> list[str]:
+        out = [f"{c.pk}:{pos}:{role}" for c, pos, role in self.jobs]
+        return sorted(out) if self.sort else out
+
+
+def bulk_render(value: Any) -> Any:
+    """A value staged by a ``DirectoryBatch`` as JSON: records as their ids."""
+    if isinstance(value, _Jobs):
+        return value.render()
+    if isinstance(value, Company | Person):
+        return value.pk
+    if isinstance(value, list | tuple):
+        return [bulk_render(v) for v in value]
+    if isinstance(value, dict):
+        return {k: bulk_render(v) for k, v in value.items()}
+    return value
+
+
+class _Staged:
+    """A record the batch creates or changes, with its contact points and employments."""
+
+    def __init__(
+        self,
+        obj: Company | Person,
+        *,
+        new: bool,
+        points: list[ContactPoint],
+        jobs: list[tuple[Company, str, str]],
+    ) -> None:
+        self.obj, self.new, self.points, self.jobs = obj, new, points, jobs
+        self.added_jobs: list[tuple[Company, str, str]] = []
+        self.points_changed = new
+        self.keys_changed = new
+        self.dirty = False  # an existing row to update
+        self.tags: list[str] | None = None
+
+
+class DirectoryBatch:
+    """Many creates and updates of companies and people, written with bulk statements.
+
+    The same rules as ``company_create``/``person_create``/``company_update``/
+    ``person_update`` (the same cleaning functions, permission checks, audit entries and
+    outbox events, one of each per record and change), but nothing touches the database
+    until ``flush``: the caller (the importer) decides a whole chunk in memory, then one
+    flush writes the records, contact points, employments, name keys, search documents,
+    audit entries and events with a handful of statements. Call inside a transaction.
+
+    Existing records are read (and locked on PostgreSQL) with ``load``. ``mark``/``undo_to``
+    take back what a row staged when a later step of the same row fails, as the
+    single-record services' transaction would. No duplicate guard: the importer decides
+    matches itself (``force=True`` in the single-record calls).
+    """
+
+    def __init__(self, *, actor: User | None, responsible_id: int | None = None) -> None:
+        self.actor = actor
+        errors: dict[str, list[str]] = {}
+        self.responsible = {
+            t: _resolve_responsible(actor, t, responsible_id, errors) for t in ("company", "person")
+        }
+        if errors:
+            raise FieldErrors(errors)
+        self.team = {t: _team_for(r, actor) for t, r in self.responsible.items()}
+        self.definitions = {t: definitions_for(t) for t in ("company", "person")}
+        self.staged: dict[tuple[str, int], _Staged] = {}  # (type, id(obj)) -> state
+        self.order: list[_Staged] = []
+        # audit entries and events in order: (record, action, changes, repr, event name)
+        self.log: list[tuple[_Staged, str, dict[str, Any], str, str]] = []
+        self._journal: list[Callable[[], Any]] = []
+        self._by_pk: dict[tuple[str, int], _Staged] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def load(self, *, companies: list[int], people: list[int], lock: bool = True) -> None:
+        """Read existing records with their contact points (and employments) to change them."""
+        todo: list[tuple[type[Company] | type[Person], list[int]]] = [
+            (Company, companies),
+            (Person, people),
+        ]
+        for model, ids in todo:
+            kind = "company" if model is Company else "person"
+            ids = [i for i in dict.fromkeys(ids) if (kind, i) not in self._by_pk]
+            for part in _chunks(ids):
+                qs: Any = model.objects.filter(pk__in=part)
+                if lock and transaction.get_connection().in_atomic_block:
+                    qs = qs.select_for_update()
+                objs = {o.pk: o for o in qs.order_by()}
+                points: dict[int, list[ContactPoint]] = {pk: [] for pk in objs}
+                for p in ContactPoint.objects.filter(**{f"{kind}_id__in": list(objs)}).order_by(
+                    "position", "id"
+                ):
+                    points[getattr(p, f"{kind}_id")].append(p)
+                jobs: dict[int, list[tuple[Company, str, str]]] = {pk: [] for pk in objs}
+                if model is Person:
+                    for e in Employment.objects.filter(person_id__in=list(objs)).select_related(
+                        "company"
+                    ):
+                        jobs[e.person_id].append((e.company, e.position, e.role))
+                for pk, obj in objs.items():
+                    st = _Staged(obj, new=False, points=points[pk], jobs=jobs[pk])
+                    self.staged[(kind, id(obj))] = st
+                    self._by_pk[(kind, pk)] = st
+
+    def get(self, kind: str, pk: int) -> Company | Person | None:
+        st = self._by_pk.get((kind, pk))
+        return st.obj if st else None
+
+    def state(self, obj: Company | Person) -> _Staged:
+        return self.staged[(_kind(obj), id(obj))]
+
+    def points(self, obj: Company | Person) -> list[ContactPoint]:
+        return self.state(obj).points
+
+    def contact_points_input(self, obj: Company | Person, channel: str) -> list[dict[str, Any]]:
+        """Like ``contact_points_input``, from the batch's state of the record."""
+        return _kept_points(self.points(obj), channel)
+
+    def jobs(self, person: Person) -> list[tuple[Company, str, str]]:
+        return self.state(person).jobs
+
+    # ------------------------------------------------------------------ staging
+
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def undo_to(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            self._journal.pop()()
+
+    def _stage_new(self, st: _Staged) -> None:
+        key = (_kind(st.obj), id(st.obj))
+        self.staged[key] = st
+        self.order.append(st)
+
+        def undo() -> None:
+            del self.staged[key]
+            self.order.remove(st)
+
+        self._journal.append(undo)
+
+    def _audit(self, st: _Staged, action: str, changes: dict[str, Any], event: str) -> None:
+        self.log.append((st, action, changes, str(st.obj)[:300], event))
+        self._journal.append(self.log.pop)
+
+    def company_create(self, *, data: dict[str, Any]) -> Company:
+        """``company_create`` staged (no bank accounts: an import has none)."""
+        if self.actor is not None and not scope_allows(
+            self.actor, "company", "create", owner_id=self.actor.pk, team_id=self.actor.team_id
+        ):
+            raise PermissionDenied(_("You may not create companies."))
+        errors: dict[str, list[str]] = {}
+        clean = {k: v for k, v in data.items() if k != "responsible_id"}
+        fields = _company_clean(
+            clean, self.actor, errors, None, definitions=self.definitions["company"]
+        )
+        fields["responsible"] = self.responsible["company"]
+        points, perr = contact_points_build(
+            phones=data.get("phones") or [],
+            emails=data.get("emails") or [],
+            messengers=[],
+            default_region=str(data.get("default_region") or settings.DEFAULT_PHONE_REGION),
+        )
+        errors.update(perr)
+        if errors:
+            raise FieldErrors(errors)
+        company = Company(**fields)
+        company.team = self.team["company"]
+        company.created_by = self.actor if self.actor and self.actor.pk else None
+        company.name_key = name_key(company.short_name)
+        st = _Staged(company, new=True, points=points, jobs=[])
+        if data.get("tags") is not None:
+            st.tags = list(data["tags"])
+        self._stage_new(st)
+        changes = {
+            k: [None, v]
+            for k, v in snapshot(company, COMPANY_FIELDS).items()
+            if v not in ("", None, {})
+        }
+        if points:
+            changes["contact_points"] = [None, _points_summary(points)]
+        self._audit(st, "create", changes, "company.created")
+        return company
+
+    def person_create(
+        self, *, data: dict[str, Any], employments: Sequence[tuple[Company, str]] = ()
+    ) -> Person:
+        """``person_create`` staged; ``employments``: (company, position), staged or saved."""
+        if self.actor is not None and not scope_allows(
+            self.actor, "person", "create", owner_id=self.actor.pk, team_id=self.actor.team_id
+        ):
+            raise PermissionDenied(_("You may not create people."))
+        errors: dict[str, list[str]] = {}
+        clean = {k: v for k, v in data.items() if k != "responsible_id"}
+        fields = _person_clean(
+            clean, self.actor, errors, None, definitions=self.definitions["person"]
+        )
+        fields["responsible"] = self.responsible["person"]
+        points, perr = contact_points_build(
+            phones=data.get("phones") or [],
+            emails=data.get("emails") or [],
+            messengers=data.get("messengers") or [],
+            default_region=str(data.get("default_region") or settings.DEFAULT_PHONE_REGION),
+        )
+        errors.update(perr)
+        jobs = self._jobs_check(employments, errors)
+        if errors:
+            raise FieldErrors(errors)
+        person = Person(**fields)
+        person.team = self.team["person"]
+        person.created_by = self.actor if self.actor and self.actor.pk else None
+        person.name_key = name_key(person.full_name)
+        _auto_time_zone(person, points)
+        st = _Staged(person, new=True, points=points, jobs=jobs)
+        st.added_jobs = list(jobs)
+        if data.get("tags") is not None:
+            st.tags = list(data["tags"])
+        self._stage_new(st)
+        changes = {
+            k: [None, v]
+            for k, v in snapshot(person, PERSON_FIELDS).items()
+            if v not in ("", None, {}, False)
+        }
+        if points:
+            changes["contact_points"] = [None, _points_summary(points)]
+        if jobs:
+            changes["employments"] = [None, _Jobs(jobs, sort=False)]
+        self._audit(st, "create", changes, "person.created")
+        return person
+
+    def _jobs_check(
+        self, employments: Sequence[tuple[Company, str]], errors: dict[str, list[str]]
+    ) -> list[tuple[Company, str, str]]:
+        out: list[tuple[Company, str, str]] = []
+        for company, position in employments:
+            if company.deleted_at is not None:
+                errors["employments"] = [_("No such company.")]
+                continue
+            job = _employment_check(self.actor, company, {"position": position}, errors)
+            if job is not None:
+                out.append(job)
+        return out
+
+    def _snapshot_state(self, st: _Staged) -> Callable[[], None]:
+        obj = st.obj
+        saved = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+        points, jobs, added = list(st.points), list(st.jobs), list(st.added_jobs)
+        flags = (st.points_changed, st.keys_changed, st.dirty)
+
+        def undo() -> None:
+            for k, v in saved.items():
+                setattr(obj, k, v)
+            st.points, st.jobs, st.added_jobs = points, jobs, added
+            st.points_changed, st.keys_changed, st.dirty = flags
+
+        return undo
+
+    def _changed(self, st: _Staged, changes: dict[str, Any], event: str) -> None:
+        obj = st.obj
+        changes["version"] = [obj.version, obj.version + 1]
+        obj.version += 1
+        if not st.new:
+            st.dirty = True
+        self._audit(st, "update", changes, event)
+
+    def company_update(self, *, company: Company, data: dict[str, Any]) -> dict[str, Any]:
+        """``company_update`` (no version check: the batch read the record in its
+        transaction) staged; returns the changes ({} when none)."""
+        st = self.state(company)
+        _check_write(self.actor, "company", "edit", company)
+        errors: dict[str, list[str]] = {}
+        fields = _company_clean(
+            data, self.actor, errors, company, definitions=self.definitions["company"]
+        )
+        if "responsible" in fields and "responsible_id" not in data:
+            del fields["responsible"]
+        if errors:
+            raise FieldErrors(errors)
+        new_points: list[ContactPoint] | None = None
+        if "phones" in data or "emails" in data:
+            region = str(data.get("default_region") or settings.DEFAULT_PHONE_REGION)
+            new_points, perr = contact_points_build(
+                phones=data["phones"]
+                if data.get("phones") is not None
+                else _kept_points(st.points, "phone"),
+                emails=data["emails"]
+                if data.get("emails") is not None
+                else _kept_points(st.points, "email"),
+                messengers=[],
+                default_region=region,
+            )
+            if perr:
+                raise FieldErrors(perr)
+        undo = self._snapshot_state(st)
+        before = snapshot(company, COMPANY_FIELDS)
+        for k, v in fields.items():
+            setattr(company, k, v)
+        if "short_name" in fields:
+            old_key = company.name_key
+            company.name_key = name_key(company.short_name)
+            st.keys_changed = st.keys_changed or company.name_key != old_key
+        changes: dict[str, Any] = diff(before, snapshot(company, COMPANY_FIELDS))
+        if new_points is not None:
+            old_summary, new_summary = _points_summary(st.points), _points_summary(new_points)
+            if old_summary != new_summary:
+                st.points, st.points_changed = new_points, True
+                changes["contact_points"] = [old_summary, new_summary]
+        if not changes:
+            undo()
+            return {}
+        self._journal.append(undo)
+        self._changed(st, changes, "company.updated")
+        return changes
+
+    def person_update(
+        self,
+        *,
+        person: Person,
+        data: dict[str, Any],
+        employments: Sequence[tuple[Company, str]] = (),
+    ) -> dict[str, Any]:
+        """``person_update`` staged; ``employments`` are added to the person's (none
+        removed). Returns the changes ({} when none)."""
+        st = self.state(person)
+        _check_write(self.actor, "person", "edit", person)
+        errors: dict[str, list[str]] = {}
+        fields = _person_clean(
+            data, self.actor, errors, person, definitions=self.definitions["person"]
+        )
+        if "responsible" in fields and "responsible_id" not in data:
+            del fields["responsible"]
+        known = {id(c) for c, _p, _r in st.jobs} | {c.pk for c, _p, _r in st.jobs if c.pk}
+        jobs = self._jobs_check(
+            [(c, p) for c, p in employments if id(c) not in known and c.pk not in known], errors
+        )
+        if errors:
+            raise FieldErrors(errors)
+        new_points: list[ContactPoint] | None = None
+        if any(k in data for k in ("phones", "emails", "messengers")):
+            region = str(data.get("default_region") or settings.DEFAULT_PHONE_REGION)
+            new_points, perr = contact_points_build(
+                phones=data["phones"]
+                if data.get("phones") is not None
+                else _kept_points(st.points, "phone"),
+                emails=data["emails"]
+                if data.get("emails") is not None
+                else _kept_points(st.points, "email"),
+                messengers=data["messengers"]
+                if data.get("messengers") is not None
+                else _kept_points(st.points, "messenger"),
+                default_region=region,
+            )
+            if perr:
+                raise FieldErrors(perr)
+        undo = self._snapshot_state(st)
+        before = snapshot(person, PERSON_FIELDS)
+        for k, v in fields.items():
+            setattr(person, k, v)
+            if k == "time_zone":
+                person.time_zone_manual = bool(v)
+        old_key = person.name_key
+        person.name_key = name_key(person.full_name)
+        st.keys_changed = st.keys_changed or person.name_key != old_key
+        changes: dict[str, Any] = {}
+        if new_points is not None:
+            old_summary, new_summary = _points_summary(st.points), _points_summary(new_points)
+            if old_summary != new_summary:
+                st.points, st.points_changed = new_points, True
+                changes["contact_points"] = [old_summary, new_summary]
+                _auto_time_zone(person, new_points)
+        changes.update(diff(before, snapshot(person, PERSON_FIELDS)))
+        if jobs:
+            old_jobs = list(st.jobs)
+            st.jobs = [*st.jobs, *jobs]
+            st.added_jobs = [*st.added_jobs, *jobs]
+            changes["employments"] = [_Jobs(old_jobs, sort=True), _Jobs(st.jobs, sort=True)]
+        if not changes:
+            undo()
+            return {}
+        self._journal.append(undo)
+        self._changed(st, changes, "person.updated")
+        return changes
+
+    # ------------------------------------------------------------------ writing
+
+    def flush(self) -> None:
+        """Write everything staged; afterwards every staged record has its id."""
+        now = timezone.now()
+        new = {k: [st for st in self.order if _kind(st.obj) == k] for k in ("company", "person")}
+        Company.objects.bulk_create(
+            [st.obj for st in new["company"] if isinstance(st.obj, Company)]
+        )
+        Person.objects.bulk_create([st.obj for st in new["person"] if isinstance(st.obj, Person)])
+        for st in self.order:
+            self._by_pk[(_kind(st.obj), st.obj.pk)] = st
+        changed = [st for st in self.staged.values() if st.dirty]
+        updates: list[tuple[Any, list[str]]] = [(Company, COMPANY_FIELDS), (Person, PERSON_FIELDS)]
+        for model, names in updates:
+            rows = [st.obj for st in changed if isinstance(st.obj, model)]
+            for obj in rows:
+                obj.updated_at = now
+            if rows:
+                fields = [*names, "name_key", "team", "version", "updated_at"]
+                model.objects.bulk_update(rows, fields, batch_size=500)
+        touched = [st for st in self.staged.values() if st.new or st.dirty]
+        # contact points: a changed record's are replaced, as _replace_points does
+        for kind in ("company", "person"):
+            ids = [st.obj.pk for st in touched if _kind(st.obj) == kind and not st.new]
+            ids = [i for i in ids if self._by_pk[(kind, i)].points_changed]
+            for part in _chunks(ids):
+                ContactPoint.objects.filter(**{f"{kind}_id__in": part}).delete()
+        points: list[ContactPoint] = []
+        for st in touched:
+            if st.points_changed:
+                for p in st.points:
+                    p.pk = None
+                    p.company = st.obj if isinstance(st.obj, Company) else None
+                    p.person = st.obj if isinstance(st.obj, Person) else None
+                    points.append(p)
+        ContactPoint.objects.bulk_create(points, batch_size=1000)
+        Employment.objects.bulk_create(
+            [
+                Employment(person=st.obj, company=c, position=pos, role=role)
+                for st in touched
+                if isinstance(st.obj, Person)
+                for c, pos, role in st.added_jobs
+            ],
+            batch_size=1000,
+        )
+        self._write_keys([st for st in touched if st.keys_changed])
+        self._write_tags([st for st in touched if st.tags is not None])
+        docs = []
+        for st in touched:
+            if isinstance(st.obj, Company):
+                doc = _company_search_doc(st.obj, st.points)
+            else:
+                doc = _person_search_doc(st.obj, st.points, [c.short_name for c, _p, _r in st.jobs])
+            docs.append(
+                SearchDocument(
+                    object_type=doc["object_type"],
+                    object_id=doc["object_id"],
+                    title=doc["title"][:300],
+                    subtitle=doc["subtitle"][:300],
+                    body=doc["body"],
+                    team_id=doc["team_id"],
+                    responsible_id=doc["responsible_id"],
+                    deleted=doc["deleted"],
+                )
+            )
+        SearchDocument.objects.bulk_create(
+            docs,
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["object_type", "object_id"],
+            update_fields=["title", "subtitle", "body", "team_id", "responsible_id", "deleted"],
+        )
+        actor = self.actor if self.actor and self.actor.pk else None
+        audits, events = [], []
+        for st, action, changes, label, event in self.log:
+            kind = _kind(st.obj)
+            rendered = bulk_render(changes)
+            audits.append(
+                AuditEntry(
+                    actor=actor,
+                    object_type=kind,
+                    object_id=st.obj.pk,
+                    object_repr=label,
+                    action=action,
+                    changes=rendered,
+                )
+            )
+            events.append(
+                OutboxEvent(
+                    name=event,
+                    object_type=kind,
+                    object_id=st.obj.pk,
+                    actor=actor,
+                    payload={} if action == "create" else changes_payload(rendered),
+                    available_at=now,
+                )
+            )
+        AuditEntry.objects.bulk_create(audits, batch_size=500)
+        OutboxEvent.objects.bulk_create(events, batch_size=500)
+        if events:
+            from rapport.core.events import _nudge_worker
+
+            conn = transaction.get_connection()
+            if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
+                transaction.on_commit(_nudge_worker)
+        self.log, self.order, self._journal = [], [], []
+        for st in touched:
+            st.new = st.dirty = st.points_changed = st.keys_changed = False
+            st.added_jobs, st.tags = [], None
+
+    def _write_keys(self, states: list[_Staged]) -> None:
+        tables: list[tuple[Any, str]] = [
+            (CompanyNameKey, "company_id"),
+            (PersonNameKey, "person_id"),
+        ]
+        for model, owner in tables:
+            mine = [st for st in states if _kind(st.obj) + "_id" == owner]
+            old = [st.obj.pk for st in mine if not st.new]
+            for part in _chunks(old):
+                model.objects.filter(**{f"{owner}__in": part}).delete()
+            model.objects.bulk_create(
+                [
+                    model(**{owner: st.obj.pk, "key": k})
+                    for st in mine
+                    for k in name_block_keys(st.obj.name_key)
+                ],
+                batch_size=2000,
+            )
+
+    def _write_tags(self, states: list[_Staged]) -> None:
+        for st in states:
+            st.obj.tags.set(_tags(list(st.tags or [])))
+
+
+def _kind(obj: Company | Person) -> str:
+    return "company" if isinstance(obj, Company) else "person"
+
+
+def _chunks(ids: list[int], size: int = 2000) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
