@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -300,6 +301,13 @@ _NUMBERS = {
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 
 
+def _from_ok(value: str) -> bool:
+    """An RFC 5322 address, with or without a display name (``rapport@localhost`` too)."""
+    _name, address = parseaddr(value)
+    local, _at, domain = address.rpartition("@")
+    return bool(local and domain) and not any(ch.isspace() for ch in address)
+
+
 def _settings_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
@@ -330,8 +338,8 @@ def _settings_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     values["smtp_host"] = values["smtp_host"].strip()
     if values["smtp_security"] not in SmtpSecurity.values:
         add("smtp_security", _("Choose none, STARTTLS or SSL/TLS."))
-    if values["from_email"].strip() and not normalize_email(values["from_email"]).valid:
-        add("from_email", _("Enter a valid email address."))
+    if values["from_email"].strip() and not _from_ok(values["from_email"]):
+        add("from_email", _("Enter an address like crm@example.com or Rapport <crm@example.com>."))
     if values["sms_provider"] not in PROVIDERS:
         add("sms_provider", _("Choose an SMS provider."))
     if values["sms_method"] not in SmsMethod.values:

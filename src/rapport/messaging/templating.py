@@ -32,11 +32,16 @@ def _check_args(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
 
 
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that refuses huge numeric arguments (``center(10**9)``, ``indent(10**9)``)."""
+    pass_arg = getattr(func, "jinja_pass_arg", None)  # pass_context / pass_environment
+    skip = 2 if pass_arg is not None else 1  # (context,) value: not arguments
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _check_args(args[1:], kwargs)  # the first argument is the value filtered
+        _check_args(args[skip:], kwargs)
         return func(*args, **kwargs)
 
-    guarded.__dict__.update(func.__dict__)  # keep pass_context / pass_environment marks
+    if pass_arg is not None:
+        guarded.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
     return guarded
 
 
