@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -148,3 +149,66 @@ def test_a_user_whose_role_may_not_create_people_cannot_start_an_import(dan, cli
     dan.save()
     response = client_for(dan).post("/api/v1/imports", {"file": _upload(), "target": "people"})
     assert response.status_code == 403
+
+
+def _imported(client: Any, user: Any) -> ImportRun:
+    client.post(
+        reverse("import-list"), {"file": _upload(), "target": "people", "default_region": "RU"}
+    )
+    run = ImportRun.objects.get()
+    from rapport.imports.services import run_start
+
+    run_start(actor=user, run=run)
+    jobs.run_import(run.pk)
+    return run
+
+
+def test_the_report_names_the_records_and_links_them_to_their_cards(alice, client_for):
+    client = client_for(alice)
+    run = _imported(client, alice)
+    ivan = Person.objects.get(last_name="Иванов")
+    page = client.get(reverse("import-detail", args=[run.pk])).content.decode()
+    card = reverse("person-detail", args=[ivan.pk])
+    assert f'<a href="{card}"><bdi>{ivan}</bdi></a>' in page
+    company = ivan.employments.get().company
+    assert f'<a href="{reverse("company-detail", args=[company.pk])}"><bdi>{company}' in page
+    assert f"person {ivan.pk}<" not in page  # no bare ids where a name can be shown
+
+
+def test_a_record_the_viewer_may_no_longer_see_is_shown_unlinked_in_the_report(
+    alice, carol, admin_user, client_for
+):
+    from rapport.parties.services import person_update
+
+    client = client_for(alice)
+    run = _imported(client, alice)
+    anna = Person.objects.get(last_name="Петрова")
+    person_update(actor=admin_user, person=anna, data={"responsible_id": carol.pk})  # team B
+    page = client.get(reverse("import-detail", args=[run.pk])).content.decode()
+    assert reverse("person-detail", args=[anna.pk]) not in page
+    assert "Петрова" not in page
+    assert f"person #{anna.pk}" in page
+    assert (
+        "Петрова"
+        in client_for(admin_user).get(reverse("import-detail", args=[run.pk])).content.decode()
+    )  # an administrator sees it
+
+
+def test_the_responsible_manager_list_offers_only_users_one_may_assign_to(
+    alice, bob, carol, dan, client_for
+):
+    client_for(alice).post(
+        reverse("import-list"), {"file": _upload(), "target": "people", "default_region": "RU"}
+    )
+    run = ImportRun.objects.get()
+
+    def offered(page: str) -> set[str]:
+        select = page.split('id="imp_resp"', 1)[1].split("</select>", 1)[0]
+        return {u.username for u in (alice, bob, carol, dan) if f'value="{u.pk}"' in select}
+
+    page = client_for(alice).get(reverse("import-detail", args=[run.pk])).content.decode()
+    assert offered(page) == {"alice", "bob", "dan"}  # team A and its sub-team, not Carol's B
+    client_for(bob).post(reverse("import-list"), {"file": _upload(), "target": "people"})
+    bob_run = ImportRun.objects.get(created_by=bob)
+    page = client_for(bob).get(reverse("import-detail", args=[bob_run.pk])).content.decode()
+    assert offered(page) == {"bob"}  # a rep assigns only to himself

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from rapport.accounts.models import ApiToken, Role, Team, User
-from rapport.core.scopes import can
+from rapport.core.scopes import SCOPE_ALL, SCOPE_TEAM, can, user_scope
 
 
 def user_list(*, user: User) -> QuerySet[User]:
@@ -20,6 +20,19 @@ def user_get(*, user: User, user_id: int) -> User:
     if obj is None:
         raise Http404
     return obj
+
+
+def user_assignable(*, user: User, object_type: str) -> QuerySet[User]:
+    """Active users ``user`` may make responsible for a record of ``object_type``: anyone
+    under an "all" assign scope, the user's team and sub-teams under "team", otherwise only
+    themself (what ``core.ownership.resolve_responsible`` accepts on save)."""
+    scope = user_scope(user, object_type, "assign")
+    qs = User.objects.filter(is_active=True).order_by("last_name", "first_name", "username")
+    if scope == SCOPE_ALL:
+        return qs
+    if scope == SCOPE_TEAM:
+        return qs.filter(Q(team_id__in=user.team_subtree_ids()) | Q(pk=user.pk))
+    return qs.filter(pk=user.pk)
 
 
 def team_list(*, user: User) -> QuerySet[Team]:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from rapport.accounts.models import User
+from rapport.accounts.selectors import user_assignable
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError
 from rapport.core.exports import export_response
 from rapport.imports import selectors, services
@@ -27,6 +28,7 @@ from rapport.imports.mapping import fields_for
 from rapport.imports.models import ImportRun, OnDuplicate, Outcome, RunStatus, Target
 from rapport.imports.reports import report_line, report_lines
 from rapport.imports.services import data_rows
+from rapport.parties.selectors import company_list, person_list
 
 SAMPLE_ROWS = 5
 REPORT_PAGE = 500
@@ -171,7 +173,9 @@ def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "policies": OnDuplicate.choices,
         "outcomes": Outcome.choices,
         "outcome": outcome,
-        "managers": User.objects.filter(is_active=True).order_by("last_name", "first_name")[:500],
+        "managers": user_assignable(
+            user=user, object_type="company" if run.target == Target.COMPANIES else "person"
+        )[:500],
         "editable": run.status in (RunStatus.DRAFT, RunStatus.INVALID),
         "counts": [(k, _count_labels().get(k, k), n) for k, n in sorted(run.counts.items())],
         "presets": selectors.mapping_presets(target=run.target),
@@ -191,11 +195,35 @@ def import_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 if line.outcome == Outcome.ERROR
             ][:REPORT_PAGE]
     else:
-        context["lines"] = [
-            report_line(line)
-            for line in selectors.import_rows(run=run, outcome=outcome)[:REPORT_PAGE]
-        ]
+        context["lines"] = _with_records(
+            user,
+            [
+                report_line(line)
+                for line in selectors.import_rows(run=run, outcome=outcome)[:REPORT_PAGE]
+            ],
+        )
     return render(request, "imports/detail.html", context, status=status)
+
+
+def _with_records(user: User, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each report line with the person and company it names, if the viewer may see them
+    (a record removed since, or out of the viewer's scope, is shown by its id, unlinked)."""
+    people = {
+        p.pk: p
+        for p in person_list(user=user).filter(
+            pk__in={ln["person_id"] for ln in lines if ln["person_id"]}
+        )
+    }
+    companies = {
+        c.pk: c
+        for c in company_list(user=user).filter(
+            pk__in={ln["company_id"] for ln in lines if ln["company_id"]}
+        )
+    }
+    for ln in lines:
+        ln["person"] = people.get(ln["person_id"])
+        ln["company"] = companies.get(ln["company_id"])
+    return lines
 
 
 def _count_labels() -> dict[str, str]:
