@@ -6,3 +6,6 @@ class RoutingConfig(AppConfig):
     name = "rapport.routing"
     label = "routing"
     verbose_name = _("Lead routing and absences")
+
+    def ready(self) -> None:
+        from rapport.routing import handlers, jobs  # noqa: F401  (event handler, schedule)
