@@ -275,6 +275,10 @@ if Q_SYNC:
 # Outbox dispatch: how long a claimed event is leased before the reaper re-queues it.
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
+# Automation rules: how deep a chain of rules triggering rules may go (loops stop there),
+# and how often a worker looks for changed rules (seconds).
+AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 3)
+AUTOMATION_RULES_TTL = float(env_str("AUTOMATION_RULES_TTL", "2"))
 
 # API
 API_PAGE_SIZE = 50

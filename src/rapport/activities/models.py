@@ -243,6 +243,7 @@ class NotificationKind(models.TextChoices):
     TASK_ASSIGNED = "task_assigned", _("task assigned")
     TASK_OVERDUE = "task_overdue", _("task overdue")
     DEAL_STALLED = "deal_stalled", _("deal stalled")
+    AUTOMATION = "automation", _("message from an automation rule")
 
 
 class Notification(models.Model):

@@ -6,3 +6,6 @@ class AutomationsConfig(AppConfig):
     name = "rapport.automations"
     label = "automations"
     verbose_name = _("Automations")
+
+    def ready(self) -> None:
+        from rapport.automations import engine, jobs  # noqa: F401  (event handlers, clock)

@@ -7,11 +7,13 @@ is nudged; a periodic sweep catches anything the nudge missed.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fnmatch
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,20 @@ from rapport.core.models import HandlerRun, OutboxEvent
 log = logging.getLogger("rapport.events")
 
 Handler = Callable[[OutboxEvent], None]
+
+# How many automation steps led to the change being recorded: 0 for a person's own
+# change; a rule's action runs at its event's depth + 1. Rules stop at a limit (loops).
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("rapport_event_depth", default=0)
+
+
+@contextlib.contextmanager
+def event_depth(depth: int) -> Iterator[None]:
+    """Events recorded inside carry ``_depth`` = ``depth`` in their payload."""
+    token = _DEPTH.set(depth)
+    try:
+        yield
+    finally:
+        _DEPTH.reset(token)
 _HANDLERS: list[tuple[str, str, Handler]] = []
 
 
@@ -57,6 +73,9 @@ def event_record(
     payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
     """Record a domain event in the current transaction."""
+    depth = _DEPTH.get()
+    if depth:
+        payload = {**(payload or {}), "_depth": depth}
     event = OutboxEvent.objects.create(
         name=name,
         object_type=object_type,

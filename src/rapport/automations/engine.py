@@ -1,0 +1,461 @@
+"""Running rules: events from the outbox, dates and schedules from the worker's clock.
+
+Exactly-once inside the database: every event's rules run in one transaction with the
+outbox handler's run record (``core.events``), and each action carries a key
+(rule, occurrence, action) that its effect stores (task ``origin_key``, notification
+``key``, outgoing message ``key``). External sends are queued as outgoing messages in
+that same transaction and delivered at least once with a stable Message-ID /
+Idempotency-Key by the messaging app.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rapport.automations.actions import ACTIONS, ActionFailed, Context, Result, RuleBroken
+from rapport.automations.conditions import conditions_check
+from rapport.automations.models import (
+    ActionOutcome,
+    ActionRun,
+    Rule,
+    RuleRecordOnce,
+    RuleRun,
+    RunOutcome,
+)
+from rapport.automations.schema import OBJECT_MODELS, FieldSpec, fields_for, load
+from rapport.automations.triggers import (
+    BY_EVENT,
+    DATE_KIND,
+    SCHEDULE,
+    TRIGGERS,
+    schedule_occurrences,
+)
+from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
+from rapport.core.events import event_depth, handler
+from rapport.core.models import CustomFieldDefinition, OutboxEvent
+
+log = logging.getLogger("rapport.automations")
+
+
+def max_depth() -> int:
+    return int(getattr(settings, "AUTOMATION_MAX_DEPTH", 3))
+
+
+# --- the rules cache --------------------------------------------------------------------------
+
+
+@dataclass
+class _Cache:
+    stamp: Any = None
+    checked: float = 0.0
+    by_trigger: dict[str, list[Rule]] = field(default_factory=dict)
+    fields: dict[str, dict[str, FieldSpec]] = field(default_factory=dict)
+
+
+_cache = _Cache()
+
+
+def rules_cache_clear() -> None:
+    _cache.stamp = None
+    _cache.checked = 0.0
+
+
+def _stamp() -> tuple[Any, ...]:
+    rules = Rule.objects.aggregate(m=Max("updated_at"), c=Count("id"))
+    defs = CustomFieldDefinition.objects.aggregate(m=Max("updated_at"), c=Count("id"))
+    return (rules["m"], rules["c"], defs["m"], defs["c"])
+
+
+def _refresh() -> None:
+    ttl = float(getattr(settings, "AUTOMATION_RULES_TTL", 2.0))
+    now = time.monotonic()
+    if _cache.stamp is not None and now - _cache.checked < ttl:
+        return
+    stamp = _stamp()
+    _cache.checked = now
+    if stamp == _cache.stamp:
+        return
+    by_trigger: dict[str, list[Rule]] = {}
+    for rule in Rule.objects.filter(is_active=True, deleted_at__isnull=True).order_by(
+        "order", "id"
+    ):
+        by_trigger.setdefault(rule.trigger, []).append(rule)
+    _cache.by_trigger = by_trigger
+    _cache.fields = {}
+    _cache.stamp = stamp
+
+
+def rules_for(codes: Iterable[str]) -> list[Rule]:
+    _refresh()
+    out: list[Rule] = []
+    for code in codes:
+        out.extend(_cache.by_trigger.get(code, ()))
+    out.sort(key=lambda r: (r.order, r.pk))
+    return out
+
+
+def fields_cached(object_type: str) -> dict[str, FieldSpec]:
+    _refresh()
+    if object_type not in _cache.fields:
+        _cache.fields[object_type] = fields_for(object_type)
+    return _cache.fields[object_type]
+
+
+# --- running one rule -------------------------------------------------------------------------
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, FieldErrors):
+        return "; ".join(f"{k}: {' '.join(str(m) for m in v)}" for k, v in exc.errors.items())
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    if isinstance(exc, StaleVersion):
+        return _("The record was changed meanwhile.")
+    return str(exc) or exc.__class__.__name__
+
+
+def rule_flag_broken(rule: Rule, reason: str) -> None:
+    """Switch the rule off with the reason; the rules page shows it."""
+    Rule.objects.filter(pk=rule.pk).update(
+        is_active=False, inactive_reason=reason[:500], updated_at=timezone.now()
+    )
+    rule.is_active = False
+    rule.inactive_reason = reason[:500]
+    rules_cache_clear()
+    log.warning("rule %s switched off: %s", rule.pk, reason)
+
+
+def _repr(obj: Any) -> str:
+    return str(obj)[:300] if obj is not None else ""
+
+
+def execute(  # noqa: C901 - the steps of one run, in order
+    rule: Rule,
+    *,
+    occurrence: str,
+    object_type: str,
+    obj: Any,
+    payload: Mapping[str, Any] | None = None,
+    depth: int = 0,
+    event_id: int | None = None,
+    event_name: str = "",
+    defer_no_match: list[RuleRun] | None = None,
+) -> RuleRun:
+    """Evaluate ``rule`` for one occurrence and do its actions; returns the logged run."""
+    payload = payload or {}
+    base = {
+        "rule": rule,
+        "occurrence": occurrence,
+        "event_id": event_id,
+        "event_name": event_name,
+        "object_type": object_type,
+        "object_id": obj.pk if obj is not None else None,
+        "object_repr": _repr(obj),
+        "depth": depth,
+    }
+    if depth >= max_depth():
+        return RuleRun.objects.create(
+            **base,
+            outcome=RunOutcome.LOOP_STOPPED,
+            message=_(
+                "Stopped: this change was made by rules %(depth)s steps deep (the limit is "
+                "%(limit)s). A rule may be triggering itself."
+            )
+            % {"depth": depth, "limit": max_depth()},
+        )
+    if object_type and obj is None:
+        return RuleRun.objects.create(
+            **base, outcome=RunOutcome.NO_MATCH, message=_("The record no longer exists.")
+        )
+    if (
+        rule.once_per_record
+        and obj is not None
+        and RuleRecordOnce.objects.filter(
+            rule=rule, object_type=object_type, object_id=obj.pk
+        ).exists()
+    ):
+        return RuleRun.objects.create(**base, outcome=RunOutcome.ALREADY_RAN)
+    fields = fields_cached(object_type) if object_type else {}
+    passed, results = conditions_check(rule.conditions or {}, fields, obj, payload.get("changes"))
+    if not passed:
+        run = RuleRun(**base, matched=False, conditions_result=results, outcome=RunOutcome.NO_MATCH)
+        if defer_no_match is not None:
+            defer_no_match.append(run)
+        else:
+            run.save()
+        return run
+    run = RuleRun.objects.create(
+        **base, matched=True, conditions_result=results, outcome=RunOutcome.DONE
+    )
+    failed = done = 0
+    with event_depth(depth + 1):
+        for index, spec in enumerate(rule.actions or []):
+            key = f"r{rule.pk}:{occurrence}:a{index}"
+            code = str(spec.get("type") or "")
+            action = ACTIONS.get(code)
+            ctx = Context(
+                rule=rule,
+                object_type=object_type,
+                obj=obj,
+                event_name=event_name,
+                payload=payload,
+                key=key,
+            )
+            try:
+                if action is None:
+                    raise RuleBroken(_("The action “%(code)s” is not available.") % {"code": code})
+                with transaction.atomic():
+                    result = action.run(dict(spec.get("params") or {}), ctx)
+                    ActionRun.objects.create(
+                        run=run,
+                        index=index,
+                        action=code,
+                        key=key,
+                        outcome=result.outcome,
+                        detail=result.detail[:2000],
+                    )
+                done += 1
+                if obj is not None and result.outcome == ActionOutcome.DONE:
+                    fresh = load(object_type, obj.pk)
+                    if fresh is not None:
+                        obj = ctx.obj = fresh
+            except RuleBroken as exc:
+                failed += 1
+                _action_failed(run, index, code, key, _error_text(exc))
+                rule_flag_broken(rule, _error_text(exc))
+            except (
+                ActionFailed,
+                FieldErrors,
+                PermissionDenied,
+                StaleVersion,
+                ValidationError,
+            ) as exc:
+                failed += 1
+                _action_failed(run, index, code, key, _error_text(exc))
+            except IntegrityError:
+                # The effect with this key exists already (a retry after a crash).
+                done += 1
+                _action_failed(run, index, code, key, "", outcome=ActionOutcome.SKIPPED)
+            except DatabaseError:
+                raise  # the database is unwell: the event is retried as a whole
+            except Exception as exc:  # a bug in an action must not stop the worker
+                failed += 1
+                log.exception("rule %s action %s failed", rule.pk, code)
+                _action_failed(run, index, code, key, repr(exc))
+    if failed:
+        run.outcome = RunOutcome.PARTIAL if done else RunOutcome.FAILED
+        run.save(update_fields=["outcome"])
+    if rule.once_per_record and obj is not None:
+        RuleRecordOnce.objects.get_or_create(rule=rule, object_type=object_type, object_id=obj.pk)
+    return run
+
+
+def _action_failed(
+    run: RuleRun,
+    index: int,
+    code: str,
+    key: str,
+    error: str,
+    *,
+    outcome: str = ActionOutcome.FAILED,
+) -> None:
+    ActionRun.objects.update_or_create(
+        key=key,
+        defaults={
+            "run": run,
+            "index": index,
+            "action": code,
+            "outcome": outcome,
+            "error": error[:4000],
+        },
+    )
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+def on_event(event: OutboxEvent) -> None:
+    """Run every active rule whose trigger this event is (one transaction, keyed)."""
+    triggers = BY_EVENT.get(event.name)
+    if not triggers:
+        return
+    rules = rules_for(t.code for t in triggers)
+    if not rules:
+        return
+    payload = event.payload or {}
+    depth = int(payload.get("_depth") or 0)
+    object_type = event.object_type if event.object_type in OBJECT_MODELS else ""
+    obj = load(object_type, event.object_id) if object_type else None
+    occurrence = f"e{event.pk}"
+    # A replayed event (a worker died after the rules ran but before the outbox knew):
+    # the rules that ran keep their run, nothing is done twice.
+    ran = set(
+        RuleRun.objects.filter(occurrence=occurrence, rule__in=[r.pk for r in rules]).values_list(
+            "rule_id", flat=True
+        )
+    )
+    deferred: list[RuleRun] = []
+    for rule in rules:
+        if rule.pk in ran:
+            continue
+        trigger = TRIGGERS[rule.trigger]
+        if trigger.test is not None and not trigger.test(payload, obj, rule.trigger_config or {}):
+            continue
+        execute(
+            rule,
+            occurrence=occurrence,
+            object_type=trigger.object_type,
+            obj=obj,
+            payload=payload,
+            depth=depth,
+            event_id=event.pk,
+            event_name=event.name,
+            defer_no_match=deferred,
+        )
+    if deferred:
+        RuleRun.objects.bulk_create(deferred, ignore_conflicts=True)
+
+
+for _name in BY_EVENT:
+    handler(_name, key="automations.rules")(on_event)
+
+
+# --- dates and schedules ----------------------------------------------------------------------
+
+CATCH_UP_DAYS = 7
+
+
+def _org_tz() -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def _date_matches(rule: Rule, local_day: dt.date) -> Any:
+    """Records whose date field makes ``rule`` fire on ``local_day``."""
+    config = rule.trigger_config or {}
+    object_type, path = config["object_type"], config["field"]
+    target = local_day - dt.timedelta(days=int(config.get("offset_days") or 0))
+    model = OBJECT_MODELS[object_type]
+    from django.apps import apps
+
+    qs = apps.get_model(*model)._default_manager.all()
+    if hasattr(qs.model, "deleted_at"):
+        qs = qs.filter(deleted_at__isnull=True)
+    if path.startswith("custom."):
+        return qs.filter(**{f"custom_fields__{path[7:]}": target.isoformat()})
+    if path == "birthday":  # every year
+        return qs.filter(birthday__month=target.month, birthday__day=target.day)
+    spec = fields_cached(object_type).get(path)
+    if spec is not None and spec.type == "datetime":
+        return qs.filter(**{f"{path}__date": target})
+    return qs.filter(**{path: target})
+
+
+def rules_clock(*, now: dt.datetime | None = None, limit: int = 5000) -> int:
+    """Fire date and schedule rules whose moment came since the last look — once each,
+    catching up (up to a week) after the worker was down."""
+    now = now or timezone.now()
+    fired = 0
+    tz = _org_tz()
+    for rule in Rule.objects.filter(
+        is_active=True, deleted_at__isnull=True, trigger__in=("date", "schedule")
+    ):
+        since = max(rule.checked_until or rule.created_at, now - dt.timedelta(days=CATCH_UP_DAYS))
+        if TRIGGERS[rule.trigger].kind == SCHEDULE:
+            moments = schedule_occurrences(rule.trigger_config or {}, since, now, tz)
+            for moment in moments:
+                fired += _fire(rule, f"s{moment:%Y%m%d%H%M}", "", None, "schedule")
+        elif TRIGGERS[rule.trigger].kind == DATE_KIND:
+            config = rule.trigger_config or {}
+            hh, mm = (int(x) for x in str(config.get("at") or "09:00").split(":"))
+            day = since.astimezone(tz).date()
+            while day <= now.astimezone(tz).date() and fired < limit:
+                moment = dt.datetime.combine(day, dt.time(hh, mm), tzinfo=tz)
+                if since < moment <= now:
+                    for obj in _date_matches(rule, day).iterator():
+                        fired += _fire(
+                            rule, f"d{obj.pk}:{day:%Y%m%d}", config["object_type"], obj, "date"
+                        )
+                day += dt.timedelta(days=1)
+        Rule.objects.filter(pk=rule.pk).update(checked_until=now)
+    return fired
+
+
+def _fire(rule: Rule, occurrence: str, object_type: str, obj: Any, name: str) -> int:
+    if RuleRun.objects.filter(rule=rule, occurrence=occurrence).exists():
+        return 0
+    try:
+        with transaction.atomic():
+            if object_type and obj is not None:
+                obj = load(object_type, obj.pk)
+            execute(rule, occurrence=occurrence, object_type=object_type, obj=obj, event_name=name)
+    except IntegrityError:  # another worker fired it meanwhile
+        return 0
+    return 1
+
+
+# --- checking rules against what exists now ---------------------------------------------------
+
+
+def rules_check() -> int:
+    """Switch off active rules that refer to a removed field, user, stage or template."""
+    from rapport.automations.services import rule_problems
+
+    flagged = 0
+    for rule in Rule.objects.filter(is_active=True, deleted_at__isnull=True):
+        problems = rule_problems(rule)
+        if problems:
+            rule_flag_broken(rule, "; ".join(problems))
+            flagged += 1
+    return flagged
+
+
+# --- the rule's test button -------------------------------------------------------------------
+
+
+def rule_dry_run(rule: Rule, obj: Any) -> dict[str, Any]:
+    """What the rule would do for ``obj``, without doing it."""
+    object_type = rule.object_type
+    fields = fields_cached(object_type) if object_type else {}
+    passed, results = conditions_check(rule.conditions or {}, fields, obj, {})
+    labels = {path: spec.label for path, spec in fields.items()}
+    for r in results:
+        r["label"] = labels.get(r["field"], r["field"])
+    plans: list[dict[str, Any]] = []
+    for index, spec in enumerate(rule.actions or []):
+        action = ACTIONS.get(str(spec.get("type") or ""))
+        ctx = Context(rule=rule, object_type=object_type, obj=obj, key="", dry_run=True)
+        if action is None:
+            plans.append({"index": index, "text": _("Unknown action"), "ok": False})
+            continue
+        try:
+            text = action.describe(dict(spec.get("params") or {}), ctx)
+            ok = True
+        except (ActionFailed, FieldErrors) as exc:
+            text, ok = _error_text(exc), False
+        plans.append({"index": index, "label": str(action.label), "text": text, "ok": ok})
+    return {"passed": passed, "conditions": results, "actions": plans}
+
+
+__all__ = [
+    "Result",
+    "RuleBroken",
+    "execute",
+    "on_event",
+    "rule_dry_run",
+    "rules_cache_clear",
+    "rules_check",
+    "rules_clock",
+]
