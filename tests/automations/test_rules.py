@@ -49,7 +49,8 @@ def test_a_big_deal_is_assigned_to_the_head_of_sales_who_is_notified(
     note = Notification.objects.get(user=head_of_sales, kind="automation")
     assert note.title == "Big deal: Pipeline for Acme (250000.00)"
     run = RuleRun.objects.get(object_type="deal", object_id=deal.pk)
-    assert run.outcome == RunOutcome.DONE and run.matched
+    assert run.outcome == RunOutcome.DONE
+    assert run.matched
     assert [a.outcome for a in run.action_runs.all()] == ["done", "done"]
 
 
@@ -109,7 +110,8 @@ def test_a_field_change_to_a_value_starts_the_rule(admin_user, alice, make_deal,
     deal_update(actor=alice, deal=deal, data={"source": "tender"})
     dispatch()
     task = Task.objects.get(title="Prepare tender papers")
-    assert task.responsible_id == alice.pk and task.deal_id == deal.pk
+    assert task.responsible_id == alice.pk
+    assert task.deal_id == deal.pk
 
 
 def test_changed_from_to_conditions_read_the_old_and_new_values(
@@ -261,7 +263,8 @@ def test_a_rule_on_a_removed_custom_field_is_switched_off_by_the_check(admin_use
     field.delete()
     assert rules_check() == 1
     rule.refresh_from_db()
-    assert not rule.is_active and "tender_no" in rule.inactive_reason
+    assert not rule.is_active
+    assert "tender_no" in rule.inactive_reason
 
 
 def test_the_test_button_shows_what_would_happen_without_doing_it(
