@@ -1,8 +1,9 @@
 """Email and SMS templates, rendered in a sandboxed Jinja2 environment.
 
 A template is typed by an administrator and rendered with record data a client may have typed.
-``SandboxedEnvironment`` refuses attribute access to Python internals (``__class__``,
-``__globals__``, ``mro`` ...) and unsafe methods; on top of it this environment refuses
+``ImmutableSandboxedEnvironment`` refuses attribute access to Python internals (``__class__``,
+``__globals__``, ``mro`` ...), unsafe methods and changes to the data passed in; on top of it
+this environment refuses
 oversized repetition and padding (``'x' * 10**9``, ``'x'|center(10**9)``) and output larger
 than ``MAX_OUTPUT``, so a template cannot exhaust the worker's memory.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rapport.core.errors import FieldErrors
 
@@ -45,7 +46,7 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-class _Environment(SandboxedEnvironment):
+class _Environment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
