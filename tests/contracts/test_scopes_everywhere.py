@@ -124,6 +124,15 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/duplicates/merges"): "list",
     ("POST", "/api/v1/duplicates/merges"): "duplicate-pair",
     ("POST", "/api/v1/duplicates/merges/{merge_id}/undo"): "duplicate-merge",
+    # Automation rules and their log: administrators only (tests/automations/test_pages_api.py).
+    ("GET", "/api/v1/automation/catalog"): "admin-write",
+    ("GET", "/api/v1/automation/rules"): "admin-write",
+    ("POST", "/api/v1/automation/rules"): "admin-write",
+    ("GET", "/api/v1/automation/rules/{rule_id}"): "admin-write",
+    ("PATCH", "/api/v1/automation/rules/{rule_id}"): "admin-write",
+    ("DELETE", "/api/v1/automation/rules/{rule_id}"): "admin-write",
+    ("POST", "/api/v1/automation/rules/{rule_id}/test"): "admin-write",
+    ("GET", "/api/v1/automation/runs"): "admin-write",
 }
 
 # Page URL names -> kind
@@ -184,6 +193,14 @@ PAGE_ROUTES: dict[str, str] = {
     "funnel-export": "export",
     "pipelines": "admin",
     "pipeline-edit": "admin",
+    "rule-list": "admin",
+    "rule-create": "admin",
+    "rule-edit": "admin",
+    "rule-toggle": "admin",
+    "rule-delete": "admin",
+    "rule-test": "admin",
+    "rules-reorder": "admin",
+    "rule-runs": "admin",
     "loss-reasons": "admin",
     "caldav-connect": "self",
     "caldav-disconnect": "self",
@@ -486,12 +503,14 @@ def test_admin_pages_are_404_for_everyone_but_administrators(world, alice, admin
     for name, kind in PAGE_ROUTES.items():
         if kind != "admin":
             continue
-        args = [1] if name in ("user-edit", "role-edit", "custom-field-delete") else []
+        with_id = ("user-edit", "role-edit", "custom-field-delete")
+        with_id += ("rule-edit", "rule-toggle", "rule-delete", "rule-test")
+        args = [1] if name in with_id else []
         if name == "pipeline-edit":
             args = [world["pipeline"].pk]
         url = reverse(name, args=args)
         # loss-reasons takes POST only: a GET would be 405 before the admin check
-        post_only = ("loss-reasons", "duplicate-scan")
+        post_only = ("loss-reasons", "duplicate-scan", "rule-toggle", "rules-reorder")
         method = "post" if name.endswith("delete") or name in post_only else "get"
         assert getattr(client_for(alice), method)(url).status_code == 404, name
     assert client_for(admin_user).get(reverse("users")).status_code == 200
