@@ -26,7 +26,12 @@ ESCAPES = [
 
 
 # Not refused, but they render nothing of Python's insides.
-HARMLESS = ["{{ range.__self__ }}", "{{ ''.format.__globals__ }}", "{{ lipsum.__name__ }}"]
+HARMLESS = [
+    "{{ ''.__class__ }}",
+    "{{ range.__self__ }}",
+    "{{ ''.format.__globals__ }}",
+    "{{ lipsum.__name__ }}",
+]
 
 
 @pytest.mark.parametrize("payload", ESCAPES)

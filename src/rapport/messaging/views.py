@@ -68,6 +68,8 @@ def channel_settings(request: HttpRequest) -> HttpResponse:
             "methods": SmsMethod.choices,
             "providers": [(name, label) for name, (label, _send) in PROVIDERS.items()],
             "test_to": getattr(request.user, "email", ""),
+            "sms_body_label": _("Request body template (%(names)s)")
+            % {"names": "{{ to }}, {{ text }}, {{ key }}, {{ sender }}"},
         },
         status=422 if errors else 200,
     )
@@ -188,7 +190,15 @@ def _template_form(request: HttpRequest, template: MessageTemplate | None) -> Ht
             "errors": errors,
             "channels": TemplateChannel.choices,
             "languages": settings.LANGUAGES,
-            "sample": SAMPLE_CONTEXT,
+            "help_text": _(
+                "Use %(names)s and the record's fields; conditions (%(if)s) and filters work, "
+                "Python internals do not."
+            )
+            % {
+                "names": "{{ client.name }}, {{ client.first_name }}, {{ deal.title }}, "
+                "{{ deal.amount }}, {{ manager.name }}, {{ today }}",
+                "if": "{% if … %}",
+            },
         },
         status=422 if errors else 200,
     )
