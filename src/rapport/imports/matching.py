@@ -46,6 +46,10 @@ class Known:
     companies: set[int] = field(default_factory=set)
     tax_id: str = ""
     form: str = ""  # a company's legal form
+    # Loaded for a chunk, ``phones``/``emails`` hold only the values the chunk's rows
+    # have; this says whether the record has other emails too.
+    other_emails: bool = False
+    detailed: bool = True  # employments and other emails read
 
 
 PENDING = 1 << 60  # ids of records a chunk creates, until they are written
@@ -88,70 +92,91 @@ class ChunkCandidates:
             if rd.company.get("short_name"):
                 probes["company"].update(name_probe_keys(name_key(str(rd.company["short_name"]))))
         ids: dict[str, set[int]] = {"company": set(), "person": set()}
+        points: list[tuple[str, int, str, str]] = []  # (kind, id, channel, value)
         for channel, values in (("phone", phones), ("email", emails)):
             for part in _in_parts(values):
-                for pid, cid in ContactPoint.objects.filter(
+                for pid, cid, value in ContactPoint.objects.filter(
                     channel=channel, value__in=part
-                ).values_list("person_id", "company_id"):
-                    if pid is not None:
-                        ids["person"].add(pid)
-                    if cid is not None:
-                        ids["company"].add(cid)
+                ).values_list("person_id", "company_id", "value"):
+                    kind, oid = ("person", pid) if pid is not None else ("company", cid)
+                    if oid is not None:
+                        ids[kind].add(oid)
+                        points.append((kind, oid, channel, value))
         for part in _in_parts(taxes):
             ids["company"].update(
                 Company.objects.filter(tax_id__in=part).values_list("id", flat=True)
             )
+        blocks: dict[str, list[tuple[int, int]]] = {"company": [], "person": []}
         key_models: dict[str, Any] = {"company": CompanyNameKey, "person": PersonNameKey}
         for kind, model in key_models.items():
             for part in _in_parts(sorted(probes[kind])):
-                ids[kind].update(
-                    model.objects.filter(key__in=part).values_list(f"{kind}_id", flat=True)
-                )
-        self._read("company", sorted(ids["company"]))
-        self._read("person", sorted(ids["person"]))
+                found = list(model.objects.filter(key__in=part).values_list("key", f"{kind}_id"))
+                blocks[kind].extend(found)
+                ids[kind].update(oid for _k, oid in found)
+        for kind in ("company", "person"):
+            self._read(kind, sorted(ids[kind]))
+            known = self.known[kind]
+            for block, oid in blocks[kind]:
+                if oid in known:
+                    self.by_block[kind].setdefault(block, set()).add(oid)
+        for kind, oid, channel, value in points:
+            k = self.known[kind].get(oid)
+            if k is None:
+                continue
+            (k.phones if channel == "phone" else k.emails).add(value)
+            index = self.by_phone if channel == "phone" else self.by_email
+            index[kind].setdefault(value, set()).add(oid)
+        for k in self.known["company"].values():
+            if k.tax_id:
+                self.by_tax.setdefault(k.tax_id, set()).add(k.id)
         return self
 
     def _read(self, kind: str, ids: list[int]) -> None:
+        """Names (and tax ids, legal forms) of the live records among ``ids``."""
         model: Any = Company if kind == "company" else Person
         cols = ["id", "name_key", *(["tax_id", "legal_form"] if kind == "company" else [])]
-        found: dict[int, Known] = {}
         for part in _in_parts(ids):
             for row in model.objects.filter(id__in=part, deleted_at__isnull=True).values_list(
                 *cols
             ):
-                found[row[0]] = Known(
+                self.known[kind][row[0]] = Known(
                     id=row[0],
                     key=row[1],
                     tax_id=row[2] if kind == "company" else "",
                     form=(row[3] or "") if kind == "company" else "",
+                    detailed=kind == "company",
                 )
-            live = [i for i in part if i in found]
-            for oid, channel, value in ContactPoint.objects.filter(
-                **{f"{kind}_id__in": live}
-            ).values_list(f"{kind}_id", "channel", "value"):
-                if value and channel == "phone":
-                    found[oid].phones.add(value)
-                elif value and channel == "email":
-                    found[oid].emails.add(value)
-            if kind == "person":
-                for pid, cid in Employment.objects.filter(person_id__in=live).values_list(
-                    "person_id", "company_id"
-                ):
-                    found[pid].companies.add(cid)
-        for k in found.values():
-            self.put(kind, k)
+
+    def details(self, ids: set[int]) -> None:
+        """Read the employments and whether they have other emails, of the people among
+        ``ids`` that need them (the candidates a decision looks at), in one go."""
+        todo = sorted(i for i in ids if i < PENDING and not self.known["person"][i].detailed)
+        for part in _in_parts(todo):
+            for pid, cid in Employment.objects.filter(person_id__in=part).values_list(
+                "person_id", "company_id"
+            ):
+                self.known["person"][pid].companies.add(cid)
+            for pid, value in ContactPoint.objects.filter(
+                person_id__in=part, channel="email"
+            ).values_list("person_id", "value"):
+                k = self.known["person"][pid]
+                k.other_emails = k.other_emails or value not in k.emails
+            for pid in part:
+                self.known["person"][pid].detailed = True
 
     def put(self, kind: str, k: Known) -> None:
         """Add or replace a record (one the chunk created or changed)."""
-        self.known[kind][k.id] = k
         for phone in k.phones:
             self.by_phone[kind].setdefault(phone, set()).add(k.id)
         for email in k.emails:
             self.by_email[kind].setdefault(email, set()).add(k.id)
-        for block in name_block_keys(k.key):
-            self.by_block[kind].setdefault(block, set()).add(k.id)
+        old = self.known[kind].get(k.id)
+        if old is None or old.key != k.key or k.id >= PENDING:
+            for block in name_block_keys(k.key):
+                self.by_block[kind].setdefault(block, set()).add(k.id)
         if k.tax_id:
             self.by_tax.setdefault(k.tax_id, set()).add(k.id)
+        self.known[kind][k.id] = k
 
     def get(self, kind: str, oid: int) -> Known | None:
         return self.known[kind].get(oid)
@@ -165,8 +190,10 @@ class ChunkCandidates:
         phones: list[str] = (),  # type: ignore[assignment]
         emails: list[str] = (),  # type: ignore[assignment]
         limit: int = CANDIDATES,
+        details: bool = True,
     ) -> list[Known]:
-        """``find_duplicates`` for one row, best first, as Known records."""
+        """``find_duplicates`` for one row, best first, as Known records (``details``: with
+        the people's employments read; a first pass over a chunk collects them instead)."""
         known = self.known[kind]
         scores: dict[int, int] = {}
 
@@ -210,6 +237,8 @@ class ChunkCandidates:
                     if sim >= FUZZY_THRESHOLD:
                         merge(oid, min(sim, 90))
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        if kind == "person" and details:
+            self.details({oid for oid, _score in best})
         return [known[oid] for oid, _score in best]
 
     def staff_companies(self, phones: list[str], ids: list[int]) -> set[int]:
@@ -323,7 +352,7 @@ def match_person(
             if sim >= 50:
                 return k.id
             continue
-        if emails and k.emails:
+        if emails and (k.emails or k.other_emails):
             continue  # both have emails and none is shared
         if rd.has_company and k.companies and not same_company and not same_phone:
             continue  # different employers and nothing shared

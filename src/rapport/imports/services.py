@@ -605,17 +605,20 @@ def _prefetch(work: _Chunk, rows: list[RowData]) -> None:
     """Read (and lock) the existing records the rows will most likely change, in one go."""
     ids: dict[str, set[int]] = {"company": set(), "person": set()}
     cands = work.cands
+    found: list[tuple[RowData, list[Known], list[Known]]] = []
     for rd in rows:
         comp = company_candidates(rd, _company_found(work, rd)) if rd.has_company else []
         ids["company"].update(k.id for k in comp)
         if rd.has_person and work.ctx.run.target == Target.PEOPLE:
-            pid = match_person(
-                rd,
-                cands.find("person", name=full_name(rd), phones=rd.phones, emails=rd.emails),
-                company_ids={k.id for k in comp},
+            people = cands.find(
+                "person", name=full_name(rd), phones=rd.phones, emails=rd.emails, details=False
             )
-            if pid is not None:
-                ids["person"].add(pid)
+            found.append((rd, comp, people))
+    cands.details({k.id for _rd, _c, people in found for k in people})
+    for rd, comp, people in found:
+        pid = match_person(rd, people, company_ids={k.id for k in comp})
+        if pid is not None:
+            ids["person"].add(pid)
     work.batch.load(
         companies=sorted(i for i in ids["company"] if i < PENDING),
         people=sorted(i for i in ids["person"] if i < PENDING),

@@ -92,7 +92,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--only",
             default="",
-            help="comma-separated scenario groups to run: people, sales, activities (default: all)",
+            help="comma-separated scenario groups to run: people, sales, activities (default: "
+            "all of these), imports (only when named)",
         )
         parser.add_argument("--requests", type=int, default=50, help="per scenario (>= 50)")
         parser.add_argument(
@@ -401,6 +402,12 @@ class Command(BaseCommand):
             todo += more.build_sales(more.load_sales(n, managers), n)
         if "activities" in groups and more.has_activities():
             todo += more.build_activities(more.load_activities(n), n, client)
+        imports = None
+        if "imports" in groups:  # only when asked for: ~10 minutes at 1M people
+            self._out("Import, preview, finder and export scenarios (bench/scenarios_imports.py)")
+            imports = _bench_module("scenarios_imports").run_all(
+                url, 50_000, settings.DATA_DIR / "bench-import-files"
+            )
         self._out(f"Starting gunicorn ({WORKERS} workers) on 127.0.0.1:{opts['port']}")
         server = self._start_server(url, opts["port"], org["token"])
         try:
@@ -427,6 +434,7 @@ class Command(BaseCommand):
             "workers": WORKERS,
             "generate": gen_stats,
             "scenarios": results,
+            "imports": imports,
         }
         path = report.write_json(result)
         self._out("")
