@@ -114,6 +114,20 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/imports/{run_id}/start"): "own-run",
     ("GET", "/api/v1/imports/{run_id}/report"): "own-run",
     ("POST", "/api/v1/imports/{run_id}/undo"): "own-run",
+    # Routing table: the head of sales' (tests/routing/test_pages_and_api.py). Absences: own,
+    # the team's for managers, all for admins; another team's answers 404 (same file).
+    ("GET", "/api/v1/routing-rules"): "head-of-sales",
+    ("POST", "/api/v1/routing-rules"): "head-of-sales",
+    ("PUT", "/api/v1/routing-rules/order"): "head-of-sales",
+    ("GET", "/api/v1/routing-rules/{rule_id}"): "head-of-sales",
+    ("PATCH", "/api/v1/routing-rules/{rule_id}"): "head-of-sales",
+    ("DELETE", "/api/v1/routing-rules/{rule_id}"): "head-of-sales",
+    ("GET", "/api/v1/absences"): "absence",
+    ("POST", "/api/v1/absences"): "absence",
+    ("GET", "/api/v1/absences/{absence_id}"): "absence",
+    ("PATCH", "/api/v1/absences/{absence_id}"): "absence",
+    ("DELETE", "/api/v1/absences/{absence_id}"): "absence",
+    ("POST", "/api/v1/absences/{absence_id}/take-back"): "absence",
     # Duplicates: a cluster, pair or merge shows only records the caller may see; a pair or
     # merge with another team's record is 404 (tests/dedupe/test_api.py); scans: admins.
     ("GET", "/api/v1/duplicates/clusters"): "list",
@@ -133,6 +147,17 @@ API_ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/automation/rules/{rule_id}"): "admin-write",
     ("POST", "/api/v1/automation/rules/{rule_id}/test"): "admin-write",
     ("GET", "/api/v1/automation/runs"): "admin-write",
+    # Outgoing messages and message templates: administrators only (tests/messaging).
+    ("GET", "/api/v1/messages"): "admin-write",
+    ("GET", "/api/v1/messages/{message_id}"): "admin-write",
+    ("POST", "/api/v1/messages/{message_id}/retry"): "admin-write",
+    ("POST", "/api/v1/messages/{message_id}/cancel"): "admin-write",
+    ("GET", "/api/v1/message-templates"): "admin-write",
+    ("POST", "/api/v1/message-templates"): "admin-write",
+    ("GET", "/api/v1/message-templates/{template_id}"): "admin-write",
+    ("PATCH", "/api/v1/message-templates/{template_id}"): "admin-write",
+    ("DELETE", "/api/v1/message-templates/{template_id}"): "admin-write",
+    ("POST", "/api/v1/message-templates/{template_id}/preview"): "admin-write",
 }
 
 # Page URL names -> kind
@@ -224,6 +249,14 @@ PAGE_ROUTES: dict[str, str] = {
     "calendar-feed-create": "self",
     "calendar-feed-revoke": "own-token",
     "calendar-feed": "public",
+    "routing-rules": "head-of-sales",
+    "routing-rule-edit": "head-of-sales",
+    "routing-rule-move": "head-of-sales",
+    "routing-rule-delete": "head-of-sales",
+    "absence-list": "absence",
+    "absence-detail": "absence",
+    "absence-cancel": "absence",
+    "absence-take-back": "absence",
     "import-list": "own-run",
     "import-detail": "own-run",
     "import-progress": "own-run",
@@ -234,6 +267,15 @@ PAGE_ROUTES: dict[str, str] = {
     "duplicate-merge": "record",
     "duplicate-dismiss": "record",
     "merge-undo": "record",
+    "messaging-settings": "admin",
+    "messaging-test-email": "admin",
+    "message-list": "admin",
+    "message-retry": "admin",
+    "message-template-list": "admin",
+    "message-template-create": "admin",
+    "message-template-preview": "admin",
+    "message-template-edit": "admin",
+    "message-template-delete": "admin",
 }
 
 
@@ -505,12 +547,14 @@ def test_admin_pages_are_404_for_everyone_but_administrators(world, alice, admin
             continue
         with_id = ("user-edit", "role-edit", "custom-field-delete")
         with_id += ("rule-edit", "rule-toggle", "rule-delete", "rule-test")
+        with_id += ("message-retry", "message-template-edit", "message-template-delete")
         args = [1] if name in with_id else []
         if name == "pipeline-edit":
             args = [world["pipeline"].pk]
         url = reverse(name, args=args)
         # loss-reasons takes POST only: a GET would be 405 before the admin check
         post_only = ("loss-reasons", "duplicate-scan", "rule-toggle", "rules-reorder")
+        post_only += ("messaging-test-email", "message-retry", "message-template-preview")
         method = "post" if name.endswith("delete") or name in post_only else "get"
         assert getattr(client_for(alice), method)(url).status_code == 404, name
     assert client_for(admin_user).get(reverse("users")).status_code == 200
