@@ -20,4 +20,4 @@ def deals_silent() -> int:
 
 
 periodic("rapport.deals_stalled", "rapport.sales.jobs.deals_stalled")
-periodic("rapport.deals_silent", "rapport.sales.jobs.deals_silent", minutes=15)
+periodic("rapport.deals_silent", "rapport.sales.jobs.deals_silent")  # within a minute
