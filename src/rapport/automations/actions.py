@@ -177,8 +177,10 @@ def template_context(ctx: Context) -> dict[str, Any]:
     }
     if ctx.obj is None:
         return out
+    from rapport.automations.engine import fields_cached
+
     record: dict[str, Any] = {"name": str(ctx.obj), "id": ctx.obj.pk}
-    for path, spec in fields_for(ctx.object_type).items():
+    for path, spec in fields_cached(ctx.object_type).items():
         if "." in path and not path.startswith("custom."):
             continue
         value = value_of(ctx.obj, path)

@@ -38,7 +38,9 @@ def _field_changed(payload: Mapping[str, Any], obj: Any, config: Mapping[str, An
         return False
     if config.get("to") in (None, ""):
         return True
-    spec = fields_for(obj_type_of(obj)).get(path)
+    from rapport.automations.engine import fields_cached
+
+    spec = fields_cached(obj_type_of(obj)).get(path)
     return spec is not None and _compare(spec.type, "eq", new, config["to"])
 
 
