@@ -600,22 +600,18 @@ def _assignee(params: Params, ctx: Context) -> Any:
     from rapport.routing import services as routing
 
     if mode == "routing":
-        user = routing.lead_route(lead=ctx.obj)
+        user = routing.lead_route(lead=ctx.obj, dry_run=ctx.dry_run)
     else:
         team = Team.objects.filter(pk=params.get("team_id") or 0).first()
         if team is None:
             raise RuleBroken(_("The chosen team no longer exists."))
-        user = routing.assignee_pick(team=team, method=str(mode))
+        user = routing.assignee_pick(team=team, method=str(mode), dry_run=ctx.dry_run)
     if user is None:
         raise ActionFailed(_("Nobody present to assign to."))
     return user
 
 
 def _assign_describe(params: Params, ctx: Context) -> str:
-    if ctx.dry_run and params.get("mode") in ("round_robin", "least_busy", "routing"):
-        return _("Assign the responsible manager: %(mode)s") % {
-            "mode": ASSIGN_MODES[params["mode"]]
-        }
     try:
         who = str(_assignee(params, ctx))
     except ActionFailed as exc:
