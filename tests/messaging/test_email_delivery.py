@@ -249,3 +249,19 @@ def test_the_delivery_sweep_is_a_periodic_job(db):
     from rapport.core.tasks import PERIODIC
 
     assert PERIODIC["rapport.messaging_sweep"] == ("rapport.messaging.jobs.deliver_due", 1)
+
+
+def test_a_committed_enqueue_nudges_the_worker_which_sends_it(
+    db, mail_to, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django_q.conf import Conf
+
+    settings.OUTBOX_NUDGE = True
+    monkeypatch.setattr(Conf, "SYNC", True)  # django-q2 runs the job in this process
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        message = _enqueue(key="nudge:1")
+        _enqueue(key="nudge:2")
+    assert len(callbacks) == 1  # one nudge per transaction
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert len(mail_to.messages) == 2
