@@ -279,6 +279,9 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
 # and how often a worker looks for changed rules (seconds).
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 3)
 AUTOMATION_RULES_TTL = float(env_str("AUTOMATION_RULES_TTL", "2"))
+# Outgoing messages: a send left "sending" by a killed worker is re-sent (same Message-ID)
+# once its lease is over; a batch hands back what it has not tried before that.
+MESSAGING_LEASE_SECONDS = env_int("MESSAGING_LEASE_SECONDS", 60)
 
 # API
 API_PAGE_SIZE = 50
