@@ -80,7 +80,9 @@ def people_rows(n: int, seed: int = 7) -> list[list[str]]:
         )
         people = cur.fetchall()
         cur.execute(
-            "SELECT short_name, tax_id FROM parties_company WHERE tax_id <> '' AND id %% 13 = 5 "
+            # Russian companies: the file's default region is RU, whose tax ids are checked
+            "SELECT short_name, tax_id FROM parties_company WHERE legal_form = 'ООО' "
+            "AND tax_id <> '' AND id %% 13 = 5 "
             "ORDER BY id LIMIT %s",
             [max(1, n // 10)],
         )
@@ -90,7 +92,7 @@ def people_rows(n: int, seed: int = 7) -> list[list[str]]:
         locale = rng.choices(LOCALES, LOCALE_WEIGHTS)[0]
         words = COMPANY_WORDS[locale]
         name = f"{rng.choice(words)} {new_surname(rng)} {i} {LEGAL_FORM[locale]}"
-        new_companies.append((name, tax_id(rng, COUNTRY[locale])))
+        new_companies.append((name, tax_id(rng, "RU") if locale == "ru" else ""))
     rows: list[list[str]] = []
     for i in range(n):
         locale = rng.choices(LOCALES, LOCALE_WEIGHTS)[0]
@@ -216,6 +218,9 @@ def measure(what: str, path: Path) -> dict[str, Any]:
             out["tried"] = preview.tried
             out["counts"] = preview.counts
         else:
+            # ~0.25 % of the generated rows carry a tax id the RU check refuses: imported
+            # as "valid rows only" (those rows are reported as errors).
+            services.run_configure(actor=actor, run=run, valid_rows_only=True)
             run = services.run_execute(run.pk, actor=actor)
             out["rows"] = run.total_rows
             out["status"] = run.status
