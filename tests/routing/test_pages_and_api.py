@@ -287,3 +287,30 @@ def test_absence_pages_create_show_and_take_back(sales, carol, client_for):
                          ("absence-take-back", "post"), ("absence-cancel", "post")):  # fmt: skip
         assert getattr(stranger, method)(reverse(name, args=[absence.pk])).status_code == 404
     assert "Report" not in stranger.get(reverse("absence-list")).content.decode()
+
+
+def test_absence_lists_and_the_take_back_page_keep_a_query_budget(
+    sales, admin_user, client_for, django_assert_max_num_queries
+):
+    from rapport.activities.services import task_create
+    from rapport.routing.services import absence_create
+
+    anna, vera = sales["anna"], sales["vera"]
+    for i in range(15):
+        task_create(actor=anna, data={"title": f"Task {i}"})
+    absence = absence_create(
+        actor=anna, data={"kind": "unplanned", "ends_at": _iso(1), "deputy_id": vera.pk}
+    )
+    for i in range(15):
+        absence_create(
+            actor=None,
+            data={"user_id": vera.pk, "starts_at": _iso(10 + 2 * i), "ends_at": _iso(11 + 2 * i)},
+        )
+    client = client_for(admin_user)
+    with django_assert_max_num_queries(12):
+        assert len(client.get("/api/v1/absences").json()) == 16
+    with django_assert_max_num_queries(15):
+        assert client.get(reverse("absence-list")).status_code == 200
+    with django_assert_max_num_queries(15):
+        page = client.get(reverse("absence-take-back", args=[absence.pk]))
+    assert page.content.decode().count('name="handover"') == 15

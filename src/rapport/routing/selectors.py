@@ -57,7 +57,10 @@ def absence_scope_q(user: User, *, prefix: str = "") -> Q:
 def absence_list(*, user: User, status: str = "", who: str = "") -> QuerySet[Absence]:
     """Absences ``user`` may see (those they manage, and those they stand in for as
     deputy); ``who``: "mine" for the user's own only."""
-    qs = Absence.objects.filter(absence_scope_q(user, prefix="user__") | Q(deputy=user))
+    qs = Absence.objects.all()
+    if absence_scope(user) != SCOPE_ALL:
+        # Not ``Q() | …``: an empty Q or-ed with another is that other one alone.
+        qs = qs.filter(absence_scope_q(user, prefix="user__") | Q(deputy=user))
     if who == "mine":
         qs = qs.filter(user=user)
     if status:

@@ -934,7 +934,9 @@ def absence_update(
     """Change a scheduled absence, or the end and note of one under way."""
     now = now or timezone.now()
     absence = (
-        Absence.objects.select_for_update().select_related("user", "deputy").get(pk=absence.pk)
+        Absence.objects.select_for_update(of=("self",))
+        .select_related("user", "deputy")
+        .get(pk=absence.pk)
     )
     _check_manage(actor, absence)
     if version is not None and int(version) != absence.version:
@@ -972,7 +974,9 @@ def absence_cancel(
     back)."""
     now = now or timezone.now()
     absence = (
-        Absence.objects.select_for_update().select_related("user", "deputy").get(pk=absence.pk)
+        Absence.objects.select_for_update(of=("self",))
+        .select_related("user", "deputy")
+        .get(pk=absence.pk)
     )
     _check_manage(actor, absence)
     if absence.status == AbsenceStatus.SCHEDULED:
@@ -1245,11 +1249,22 @@ def handover_state(h: Handover, obj: Task | Lead | Deal | None) -> str:
 
 
 def handovers_with_state(absence: Absence) -> list[tuple[Handover, str]]:
-    """Each handover of ``absence`` and why it cannot be taken back ("" when it can)."""
-    out = []
-    for h in absence.handovers.select_related("to_user").order_by("object_type", "id"):
-        out.append((h, handover_state(h, _load(h))))
-    return out
+    """Each handover of ``absence`` and why it cannot be taken back ("" when it can);
+    one query per kind of item, not per item."""
+    handovers = list(absence.handovers.select_related("to_user").order_by("object_type", "id"))
+    ids: dict[str, list[int]] = {}
+    for h in handovers:
+        ids.setdefault(h.object_type, []).append(h.object_id)
+    objects: dict[tuple[str, int], Task | Lead | Deal] = {}
+    for object_type, model in (
+        (HandoverObject.TASK, Task),
+        (HandoverObject.LEAD, Lead),
+        (HandoverObject.DEAL, Deal),
+    ):
+        if ids.get(object_type):
+            rows = model.objects.filter(pk__in=ids[object_type]).select_related("responsible")
+            objects.update({(object_type, o.pk): o for o in rows})
+    return [(h, handover_state(h, objects.get((h.object_type, h.object_id)))) for h in handovers]
 
 
 @transaction.atomic
