@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-ROWS = 700
+ROWS = 1_500  # two chunks of 1,000: the kill lands between the two commits
 
 
 def _rapport(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
