@@ -313,7 +313,10 @@ def _notify_unrouted(lead: Lead, at: dt.datetime | None) -> int:
             user_id=head.pk,
             kind=NotificationKind.REMINDER,
             key=f"lead_unrouted:{lead.pk}:{head.pk}",
-            title=_("New lead “%(lead)s” has no manager: nobody to route it to is present")
+            title=_(
+                "New lead “%(lead)s” is unassigned: no routing rule matched, or nobody it "
+                "names is present"
+            )
             % {"lead": str(lead)},
             body=_("Assign it on the lead's page, or check the routing table and absences."),
             url=f"/leads/{lead.pk}/",
