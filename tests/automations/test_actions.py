@@ -257,11 +257,6 @@ def test_create_deal_takes_the_amount_from_the_record(
     assert actions[0].detail == f"deal #{deal.pk}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actions._deal_run passes data['lead_id'], but sales.deal_create reads only "
-    "data['lead'] (a Lead): a deal created by a rule on a lead is not linked to it",
-)
 def test_create_deal_from_a_lead_links_the_deal_to_the_lead(
     admin_user, alice, make_lead, pipelines, dispatch
 ):
@@ -639,12 +634,6 @@ def test_email_employee_without_an_address_fails_naming_the_user(
     assert _log(rule)[1][0].error == f"{alice} has no email address."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actions._recipients calls client_addresses(ctx, 'sms'), but contact points are "
-    "stored with channel 'phone': an SMS to a company's, person's or deal's client always "
-    "fails with 'The client has no valid phone number.' (only leads work)",
-)
 def test_sms_client_goes_to_the_contacts_mobile_in_international_form(
     admin_user, alice, client_deal, make_deal, dispatch
 ):

@@ -457,7 +457,7 @@ def _deal_run(params: Params, ctx: Context) -> Result:
     data["responsible_id"] = _who(params, ctx).pk
     data["source"] = f"rule:{ctx.rule.pk}"[:100]
     if ctx.object_type == "lead" and ctx.obj is not None:
-        data["lead_id"] = ctx.obj.pk
+        data["lead"] = ctx.obj
     deal = deal_create(actor=None, data=data)
     return Result("done", _("deal #%(id)s") % {"id": deal.pk})
 
@@ -745,7 +745,7 @@ def _message_texts(params: Params, ctx: Context, channel: str) -> tuple[str, str
 
 def _recipients(params: Params, ctx: Context, channel: str, to_client: bool) -> list[str]:
     if to_client:
-        found = client_addresses(ctx, channel)
+        found = client_addresses(ctx, "phone" if channel == "sms" else channel)
         if not found:
             raise ActionFailed(
                 _("The client has no email address.")

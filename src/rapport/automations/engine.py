@@ -10,6 +10,7 @@ Idempotency-Key by the messaging app.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import logging
 import time
@@ -21,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -355,8 +356,11 @@ def _date_matches(rule: Rule, local_day: dt.date) -> Any:
         qs = qs.filter(deleted_at__isnull=True)
     if path.startswith("custom."):
         return qs.filter(**{f"custom_fields__{path[7:]}": target.isoformat()})
-    if path == "birthday":  # every year
-        return qs.filter(birthday__month=target.month, birthday__day=target.day)
+    if path == "birthday":  # every year; 29 February is kept on the 28th in other years
+        same_day = Q(birthday__month=target.month, birthday__day=target.day)
+        if target.month == 2 and target.day == 28 and not calendar.isleap(target.year):
+            same_day |= Q(birthday__month=2, birthday__day=29)
+        return qs.filter(same_day)
     spec = fields_cached(object_type).get(path)
     if spec is not None and spec.type == "datetime":
         return qs.filter(**{f"{path}__date": target})
@@ -372,24 +376,36 @@ def rules_clock(*, now: dt.datetime | None = None, limit: int = 5000) -> int:
     for rule in Rule.objects.filter(
         is_active=True, deleted_at__isnull=True, trigger__in=("date", "schedule")
     ):
-        since = max(rule.checked_until or rule.created_at, now - dt.timedelta(days=CATCH_UP_DAYS))
-        if TRIGGERS[rule.trigger].kind == SCHEDULE:
-            moments = schedule_occurrences(rule.trigger_config or {}, since, now, tz)
-            for moment in moments:
-                fired += _fire(rule, f"s{moment:%Y%m%d%H%M}", "", None, "schedule")
-        elif TRIGGERS[rule.trigger].kind == DATE_KIND:
-            config = rule.trigger_config or {}
-            hh, mm = (int(x) for x in str(config.get("at") or "09:00").split(":"))
-            day = since.astimezone(tz).date()
-            while day <= now.astimezone(tz).date() and fired < limit:
-                moment = dt.datetime.combine(day, dt.time(hh, mm), tzinfo=tz)
-                if since < moment <= now:
-                    for obj in _date_matches(rule, day).iterator():
-                        fired += _fire(
-                            rule, f"d{obj.pk}:{day:%Y%m%d}", config["object_type"], obj, "date"
-                        )
-                day += dt.timedelta(days=1)
-        Rule.objects.filter(pk=rule.pk).update(checked_until=now)
+        try:
+            fired += _clock_rule(rule, now=now, tz=tz, limit=limit - fired)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # one broken rule must not stop the others' clock
+            log.exception("date/schedule rule %s failed", rule.pk)
+            rule_flag_broken(rule, _error_text(exc))
+    return fired
+
+
+def _clock_rule(rule: Rule, *, now: dt.datetime, tz: dt.tzinfo, limit: int) -> int:
+    fired = 0
+    since = max(rule.checked_until or rule.created_at, now - dt.timedelta(days=CATCH_UP_DAYS))
+    if TRIGGERS[rule.trigger].kind == SCHEDULE:
+        moments = schedule_occurrences(rule.trigger_config or {}, since, now, tz)
+        for moment in moments:
+            fired += _fire(rule, f"s{moment:%Y%m%d%H%M}", "", None, "schedule")
+    elif TRIGGERS[rule.trigger].kind == DATE_KIND:
+        config = rule.trigger_config or {}
+        hh, mm = (int(x) for x in str(config.get("at") or "09:00").split(":"))
+        day = since.astimezone(tz).date()
+        while day <= now.astimezone(tz).date() and fired < limit:
+            moment = dt.datetime.combine(day, dt.time(hh, mm), tzinfo=tz)
+            if since < moment <= now:
+                for obj in _date_matches(rule, day).iterator():
+                    fired += _fire(
+                        rule, f"d{obj.pk}:{day:%Y%m%d}", config["object_type"], obj, "date"
+                    )
+            day += dt.timedelta(days=1)
+    Rule.objects.filter(pk=rule.pk).update(checked_until=now)
     return fired
 
 

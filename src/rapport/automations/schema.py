@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext as _
 
@@ -244,6 +247,10 @@ def coerce(kind: str, value: Any) -> Any:
     if value is None or value == "":
         return None
     if kind == NUMBER:
+        if isinstance(value, Mapping) and "amount" in value:  # a money custom field
+            value = value["amount"]
+        if value is None or value == "":
+            return None
         if isinstance(value, bool):
             raise BadValue(value)
         try:
@@ -262,12 +269,14 @@ def coerce(kind: str, value: Any) -> Any:
         except ValueError as exc:
             raise BadValue(value) from exc
     if kind == DATETIME:
-        if isinstance(value, dt.datetime):
-            return value
-        try:
-            return dt.datetime.fromisoformat(str(value))
-        except ValueError as exc:
-            raise BadValue(value) from exc
+        if not isinstance(value, dt.datetime):
+            try:
+                value = dt.datetime.fromisoformat(str(value))
+            except ValueError as exc:
+                raise BadValue(value) from exc
+        if value.tzinfo is None:  # typed in a rule: the organisation's time
+            value = value.replace(tzinfo=zoneinfo.ZoneInfo(settings.TIME_ZONE))
+        return value
     if kind == BOOL:
         if isinstance(value, bool):
             return value

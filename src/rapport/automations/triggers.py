@@ -158,6 +158,7 @@ def _build() -> dict[str, Trigger]:
             "",
             kind=KPI,
             events=("kpi.crossed",),
+            test=lambda payload, obj, config: str(payload.get("kpi")) == str(config.get("kpi")),
         ),
     ]
     return {x.code: x for x in t}
@@ -220,7 +221,11 @@ def config_clean(trigger: str, config: Any) -> tuple[dict[str, Any], dict[str, l
         path = str(config.get("field") or "")
         if not fields:
             errors["trigger_config.object_type"] = [_("Choose the kind of record.")]
-        elif path not in fields or fields[path].type not in (DATE, DATETIME):
+        elif (
+            path not in fields
+            or fields[path].type not in (DATE, DATETIME)
+            or ("." in path and not path.startswith("custom."))
+        ):
             errors["trigger_config.field"] = [_("Choose a date field.")]
         try:
             offset = int(config.get("offset_days") or 0)
