@@ -21,6 +21,7 @@ __all__ = [
     "name_block_keys",
     "name_key",
     "name_probe_keys",
+    "key_similarity",
     "name_similarity",
     "name_tokens",
     "person_full_name",
@@ -243,12 +244,17 @@ _MAX_PERMUTED_TOKENS = 4
 
 def name_similarity(a: str, b: str) -> int:
     """0..100: order-insensitive, case/script-insensitive, typo-tolerant."""
-    ta, tb = name_tokens(a), name_tokens(b)
-    if not ta or not tb:
+    return key_similarity(name_key(a), name_key(b))
+
+
+def key_similarity(ka: str, kb: str) -> int:
+    """``name_similarity`` of two names already turned into keys (``name_key``): a batch
+    comparing one name with many stored keys normalises each name once, not per pair."""
+    if not ka or not kb:
         return 0
-    ka, kb = " ".join(ta), " ".join(tb)
     if ka == kb:
         return 100
+    ta, tb = ka.split(" "), kb.split(" ")
     best = fuzz.ratio(ka, kb)
     # A typo can move a token in the sorted order ("maria rossi" / "bossi maria"):
     # try the other orders of short names.

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from rapidfuzz import fuzz
 
-from rapport.core.names import name_similarity
+from rapport.core.names import key_similarity
 from rapport.dedupe.models import DuplicatePair, PairStatus
 from rapport.parties.models import Company, ContactPoint, Employment, Person
 
@@ -80,7 +80,7 @@ def pair_score(a: Known, b: Known) -> tuple[int, list[str]]:
     sim = (
         100
         if a.key and a.key == b.key
-        else (name_similarity(a.key, b.key) if a.key and b.key else 0)
+        else (key_similarity(a.key, b.key) if a.key and b.key else 0)
     )
     if a.tax_id and b.tax_id:
         if a.tax_id != b.tax_id:

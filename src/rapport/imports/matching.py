@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapport.core.names import name_block_keys, name_key, name_probe_keys, name_similarity
+from rapport.core.names import (
+    key_similarity,
+    name_block_keys,
+    name_key,
+    name_probe_keys,
+)
 from rapport.imports.normalize import RowData
 from rapport.parties.duplicates import FUZZY_THRESHOLD, _may_reach
 from rapport.parties.models import (
@@ -230,7 +235,7 @@ class ChunkCandidates:
                         sim = sims[other] = (
                             100
                             if other == key
-                            else name_similarity(key, other)
+                            else key_similarity(key, other)
                             if other and _may_reach(key, other, FUZZY_THRESHOLD)
                             else 0
                         )
@@ -255,7 +260,7 @@ class ChunkCandidates:
 def _similarity(key: str, other: str) -> int:
     if not key or not other:
         return 0
-    return 100 if key == other else name_similarity(key, other)
+    return 100 if key == other else key_similarity(key, other)
 
 
 GENERIC_FORMS = frozenset({"Co.", "Company", "شركة", "مؤسسة"})

@@ -18,7 +18,12 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 from rapidfuzz import fuzz
 
-from rapport.core.names import name_block_keys, name_key, name_probe_keys, name_similarity
+from rapport.core.names import (
+    key_similarity,
+    name_block_keys,
+    name_key,
+    name_probe_keys,
+)
 from rapport.core.scopes import scope_allows
 from rapport.parties.models import Company, CompanyNameKey, ContactPoint, Person, PersonNameKey
 
@@ -195,7 +200,7 @@ def find_duplicates(
                 score = (
                     100
                     if other_key == key
-                    else name_similarity(key, other_key)
+                    else key_similarity(key, other_key)
                     if other_key and _may_reach(key, other_key, FUZZY_THRESHOLD)
                     else 0
                 )
