@@ -34,6 +34,7 @@ class Context:
     payload: Mapping[str, Any] = field(default_factory=dict)
     key: str = ""
     dry_run: bool = False
+    texts: dict[str, Any] | None = None  # the template context, built once per action
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class ActionType:
     run: Callable[[Params, Context], Result]
     object_types: tuple[str, ...] | None = None  # None: any rule, also without a record
     external: bool = False  # sends outside Rapport (email, SMS, webhook)
+    changes_record: bool = False  # the record is read again after it, for the next action
     form: tuple[Param, ...] = ()
 
 
@@ -170,6 +172,13 @@ def record_url(object_type: str, obj: Any) -> str:
 
 def template_context(ctx: Context) -> dict[str, Any]:
     """What ``{{ … }}`` in an action's texts can use: the record's fields by name."""
+    if ctx.texts is not None:
+        return ctx.texts
+    ctx.texts = _template_context(ctx)
+    return ctx.texts
+
+
+def _template_context(ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rule": ctx.rule.name if ctx.rule is not None else "",
         "event": ctx.event_name,
@@ -549,6 +558,7 @@ register(
         _field_clean,
         _field_describe,
         _field_run,
+        changes_record=True,
         object_types=("company", "person", "lead", "deal", "task", "interaction"),
         form=(
             Param("field", gettext_lazy("field"), "field"),
@@ -635,6 +645,7 @@ register(
         _assign_clean,
         _assign_describe,
         _assign_run,
+        changes_record=True,
         object_types=("company", "person", "lead", "deal", "task", "interaction"),
         form=(
             Param("mode", gettext_lazy("how"), "mode"),
@@ -690,6 +701,7 @@ register(
         _co_clean,
         _co_describe_add,
         _co_run(True),
+        changes_record=True,
         object_types=("deal", "task"),
         form=(Param("user_id", gettext_lazy("user"), "user"),),
     )
@@ -701,6 +713,7 @@ register(
         _co_clean,
         _co_describe_remove,
         _co_run(False),
+        changes_record=True,
         object_types=("deal", "task"),
         form=(Param("user_id", gettext_lazy("user"), "user"),),
     )
@@ -920,6 +933,7 @@ register(
         _move_clean,
         _move_describe,
         _move_run,
+        changes_record=True,
         object_types=("deal",),
         form=(Param("stage_id", gettext_lazy("stage"), "stage"),),
     )

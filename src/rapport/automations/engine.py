@@ -229,7 +229,11 @@ def execute(  # noqa: C901 - the steps of one run, in order
                         detail=result.detail[:2000],
                     )
                 done += 1
-                if obj is not None and result.outcome == ActionOutcome.DONE:
+                if (
+                    obj is not None
+                    and action.changes_record
+                    and result.outcome == ActionOutcome.DONE
+                ):
                     fresh = load(object_type, obj.pk)
                     if fresh is not None:
                         obj = ctx.obj = fresh

@@ -33,6 +33,29 @@ Handler = Callable[[OutboxEvent], None]
 _DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("rapport_event_depth", default=0)
 
 
+# While the worker dispatches, the events it records are picked up by the same dispatch
+# loop: nudging the queue for each would only flood it (one task per handler transaction).
+_IN_DISPATCH: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "rapport_in_dispatch", default=False
+)
+_AFTER_DISPATCH: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "rapport_after_dispatch", default=None
+)
+
+
+def in_dispatch() -> bool:
+    return _IN_DISPATCH.get()
+
+
+def after_dispatch(func: Callable[[], None]) -> None:
+    """Call ``func`` once when the current dispatch run ends (or at once outside one)."""
+    pending = _AFTER_DISPATCH.get()
+    if pending is None:
+        func()
+    elif func not in pending:
+        pending.append(func)
+
+
 @contextlib.contextmanager
 def event_depth(depth: int) -> Iterator[None]:
     """Events recorded inside carry ``_depth`` = ``depth`` in their payload."""
@@ -41,6 +64,8 @@ def event_depth(depth: int) -> Iterator[None]:
         yield
     finally:
         _DEPTH.reset(token)
+
+
 _HANDLERS: list[tuple[str, str, Handler]] = []
 
 
@@ -84,9 +109,10 @@ def event_record(
         payload=payload or {},
         available_at=timezone.now(),
     )
-    conn = transaction.get_connection()
-    if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
-        transaction.on_commit(_nudge_worker)  # once per transaction, not once per event
+    if not _IN_DISPATCH.get():
+        conn = transaction.get_connection()
+        if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
+            transaction.on_commit(_nudge_worker)  # once per transaction, not once per event
     return event
 
 
@@ -182,13 +208,31 @@ def outbox_process(event: OutboxEvent) -> bool:
 
 
 def outbox_dispatch(*, limit: int = 500) -> int:
-    """Claim and process due events until none is left or ``limit`` is reached."""
+    """Claim and process due events until none is left or ``limit`` is reached.
+
+    Events recorded by the handlers meanwhile are taken by this same loop; reaching
+    ``limit`` queues one more run, so a long backlog keeps moving without a task per event.
+    """
     done = 0
-    while done < limit:
-        batch = outbox_claim(limit=min(100, limit - done))
-        if not batch:
-            break
-        for event in batch:
-            outbox_process(event)
-            done += 1
+    pending: list[Callable[[], None]] = []
+    in_token = _IN_DISPATCH.set(True)
+    after_token = _AFTER_DISPATCH.set(pending)
+    try:
+        while done < limit:
+            batch = outbox_claim(limit=min(100, limit - done))
+            if not batch:
+                break
+            for event in batch:
+                outbox_process(event)
+                done += 1
+    finally:
+        _IN_DISPATCH.reset(in_token)
+        _AFTER_DISPATCH.reset(after_token)
+    if done >= limit:
+        _nudge_worker()
+    for func in pending:
+        try:
+            func()
+        except Exception:  # a nudge is an optimisation: the periodic sweeps deliver anyway
+            log.warning("after-dispatch hook %r failed", func, exc_info=True)
     return done

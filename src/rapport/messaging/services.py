@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.emails import normalize_email, split_email_field
 from rapport.core.errors import FieldErrors
+from rapport.core.events import after_dispatch, in_dispatch
 from rapport.core.phones import parse_phone
 from rapport.messaging.models import (
     ChannelSettings,
@@ -131,6 +132,9 @@ def messages_nudge() -> None:
 
 
 def _nudge_after_commit() -> None:
+    if in_dispatch():  # queued by a rule in the worker: one nudge when the dispatch ends
+        transaction.on_commit(lambda: after_dispatch(messages_nudge))
+        return
     conn = transaction.get_connection()
     if not any(entry[1] is messages_nudge for entry in conn.run_on_commit):
         transaction.on_commit(messages_nudge)  # once per transaction

@@ -11,6 +11,7 @@ than ``MAX_OUTPUT``, so a template cannot exhaust the worker's memory.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -77,6 +78,12 @@ def _environment() -> _Environment:
 ENV = _environment()
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> Any:
+    """A rule renders the same few texts for every event: compile each once."""
+    return ENV.from_string(text)
+
+
 def template_check(text: str, field: str) -> None:
     """Raise FieldErrors naming ``field`` if ``text`` is not a valid template."""
     try:
@@ -93,7 +100,7 @@ def render(template_text: str, context: Mapping[str, Any], *, field: str = "body
     """Render ``template_text`` in the sandbox. A template that tries to reach Python
     internals, or fails, raises FieldErrors naming ``field`` (nothing is evaluated unsafely)."""
     try:
-        output = ENV.from_string(template_text or "").render(dict(context))
+        output: str = _compiled(template_text or "").render(dict(context))
     except SecurityError as exc:
         raise FieldErrors.single(
             field, _("The template uses something that is not allowed: %(error)s") % {"error": exc}
