@@ -117,8 +117,7 @@ def conditions_clean(
             continue
         if op in CHANGE_OPS and "." in path and not path.startswith("custom."):
             errors[f"{key}.op"] = [
-                _("Condition %(n)s: a change is known for the record's own fields only.")
-                % {"n": n}
+                _("Condition %(n)s: a change is known for the record's own fields only.") % {"n": n}
             ]
             continue
         if op in CHANGE_OPS and not has_changes:
