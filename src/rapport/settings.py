@@ -258,7 +258,7 @@ Q_CLUSTER: dict[str, Any] = {
     "max_attempts": 5,
     "queue_limit": 50,
     "bulk": 10,
-    "poll": 1,
+    "poll": float(env_str("WORKER_POLL_SECONDS", "0.2")),  # idle queue check (ORM broker)
     "catch_up": True,
     "ack_failures": True,
     "save_limit": 1000,
