@@ -70,6 +70,10 @@ def test_the_wizard_maps_previews_runs_and_reports_an_import(alice, client_for):
     xlsx = client.get(reverse("import-report", args=[run.pk, "xlsx"]))
     assert xlsx.status_code == 200
     assert xlsx["Content-Disposition"].endswith('.xlsx"')
+    csv_response = client.get(reverse("import-report", args=[run.pk, "csv"]))
+    csv_text = b"".join(csv_response.streaming_content).decode("utf-8-sig")
+    person = Person.objects.order_by("pk").first()
+    assert str(person) in csv_text  # the report names the record, not only its id
 
     undone = client.post(reverse("import-undo", args=[run.pk]))
     assert undone.status_code == 302

@@ -5,6 +5,7 @@ Every step calls ``rapport.imports.services``; the CLI and the API call the same
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -282,7 +283,9 @@ def import_report(request: HttpRequest, run_id: int, fmt: str) -> HttpResponse:
     header = [
         _("Row"),
         _("Outcome"),
+        _("Person"),
         _("Person id"),
+        _("Company"),
         _("Company id"),
         _("Merged with row"),
         _("Created"),
@@ -292,21 +295,32 @@ def import_report(request: HttpRequest, run_id: int, fmt: str) -> HttpResponse:
         _("Messages"),
     ]
 
+    user = _user(request)
+
     def rows() -> Any:
-        for line in lines:
-            d = report_line(line)
-            yield [
-                d["row"],
-                d["outcome_label"],
-                d["person_id"],
-                d["company_id"],
-                d["merged_with_row"],
-                ", ".join(d["created"]),
-                ", ".join(d["updated"]),
-                ", ".join(d["phones"]),
-                ", ".join(d["emails"]),
-                "\n".join(d["messages"]),
-            ]
+        batch: list[dict[str, Any]] = []
+        source = lines.iterator() if hasattr(lines, "iterator") else iter(lines)
+        for line in itertools.chain(source, [None]):  # names: 500 lines at a time, scoped
+            if line is not None:
+                batch.append(report_line(line))
+                if len(batch) < 500:
+                    continue
+            for d in _with_records(user, batch):
+                yield [
+                    d["row"],
+                    d["outcome_label"],
+                    str(d["person"]) if d["person"] else "",
+                    d["person_id"],
+                    str(d["company"]) if d["company"] else "",
+                    d["company_id"],
+                    d["merged_with_row"],
+                    ", ".join(d["created"]),
+                    ", ".join(d["updated"]),
+                    ", ".join(d["phones"]),
+                    ", ".join(d["emails"]),
+                    "\n".join(d["messages"]),
+                ]
+            batch = []
 
     return export_response(  # type: ignore[return-value]
         name=f"import-{run.pk}-report", fmt=fmt, header=header, rows=rows(), title=_("Report")
