@@ -244,6 +244,8 @@ class NotificationKind(models.TextChoices):
     TASK_OVERDUE = "task_overdue", _("task overdue")
     DEAL_STALLED = "deal_stalled", _("deal stalled")
     AUTOMATION = "automation", _("message from an automation rule")
+    HANDOVER = "handover", _("work handed over for an absence")
+    LEAD_UNROUTED = "lead_unrouted", _("lead left without a manager")
 
 
 class Notification(models.Model):

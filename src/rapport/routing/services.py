@@ -311,7 +311,7 @@ def _notify_unrouted(lead: Lead, at: dt.datetime | None) -> int:
     for head in to:
         note = notify(
             user_id=head.pk,
-            kind=NotificationKind.REMINDER,
+            kind=NotificationKind.LEAD_UNROUTED,
             key=f"lead_unrouted:{lead.pk}:{head.pk}",
             title=_(
                 "New lead “%(lead)s” is unassigned: no routing rule matched, or nobody it "
@@ -1154,7 +1154,7 @@ def absence_start(*, absence: Absence, now: dt.datetime | None = None) -> Absenc
         for uid, count in per_user.items():
             notify(
                 user_id=uid,
-                kind=NotificationKind.TASK_ASSIGNED,
+                kind=NotificationKind.HANDOVER,
                 key=f"absence_handover:{absence.pk}:{uid}",
                 title=_("%(user)s is away until %(until)s: %(count)s items handed over to you")
                 % {"user": str(absence.user), "until": _short(absence.ends_at), "count": count},
@@ -1187,7 +1187,7 @@ def absence_end(*, absence: Absence, now: dt.datetime | None = None) -> Absence 
         if count:
             notify(
                 user_id=absence.user_id,
-                kind=NotificationKind.REMINDER,
+                kind=NotificationKind.HANDOVER,
                 key=f"absence_return:{absence.pk}",
                 title=_("Welcome back: %(count)s items were handed over; take them back")
                 % {"count": count},
