@@ -157,3 +157,15 @@ def test_the_api_creates_tests_and_switches_off_a_rule(
     assert any(f["path"] == "company.industry" for f in catalog["fields"]["deal"])
     runs = admin_client.get("/api/v1/automation/runs")
     assert runs.status_code == 200
+
+
+def test_moving_a_rule_up_swaps_it_with_the_one_above(admin_client, head_of_sales):
+    for name in ("First", "Second", "Third"):
+        admin_client.post(reverse("rule-create"), _builder_post(head_of_sales, name=name))
+    third = Rule.objects.get(name="Third")
+    admin_client.post(reverse("rules-reorder"), {"up": third.pk})
+    assert list(Rule.objects.order_by("order", "id").values_list("name", flat=True)) == [
+        "First",
+        "Third",
+        "Second",
+    ]

@@ -12,7 +12,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
@@ -32,7 +31,7 @@ from rapport.activities.models import (
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.events import changes_payload, event_record
-from rapport.core.ownership import resolve_responsible, team_for
+from rapport.core.ownership import parse_when, resolve_responsible, team_for
 from rapport.core.scopes import scope_allows
 
 LINKS = ("company", "person", "deal", "lead")
@@ -88,24 +87,6 @@ TASK_FIELDS = [
     "deal",
     "lead",
 ]
-
-
-def _when(value: Any, field: str, errors: dict[str, list[str]]) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        parsed: dt.datetime | None = value
-    else:
-        try:
-            parsed = parse_datetime(str(value))
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        errors[field] = [_("Enter a date and time as YYYY-MM-DD HH:MM.")]
-        return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
 
 
 def _links(
@@ -195,9 +176,9 @@ def _interaction_clean(
             errors["recording_url"] = [_("Enter a web address starting with http:// or https://.")]
         out["recording_url"] = url[:500]
     if "at" in data or existing is None:
-        out["at"] = _when(data.get("at"), "at", errors) or timezone.now()
+        out["at"] = parse_when(data.get("at"), "at", errors) or timezone.now()
     if "ends_at" in data:
-        out["ends_at"] = _when(data["ends_at"], "ends_at", errors)
+        out["ends_at"] = parse_when(data["ends_at"], "ends_at", errors)
     if "duration_seconds" in data:
         raw = data["duration_seconds"]
         try:
@@ -365,9 +346,9 @@ def _task_clean(
         if out["status"] not in TaskStatus.values:
             errors["status"] = [_("Unknown status.")]
     if "due_at" in data:
-        out["due_at"] = _when(data["due_at"], "due_at", errors)
+        out["due_at"] = parse_when(data["due_at"], "due_at", errors)
     if "remind_at" in data:
-        out["remind_at"] = _when(data["remind_at"], "remind_at", errors)
+        out["remind_at"] = parse_when(data["remind_at"], "remind_at", errors)
     if "remind_minutes_before" in data and data["remind_minutes_before"] not in (None, ""):
         due = out.get("due_at", existing.due_at if existing else None)
         try:

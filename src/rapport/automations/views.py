@@ -92,6 +92,11 @@ def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 def rules_reorder(request: HttpRequest) -> HttpResponse:
     user = _admin(request)
     ids = [int(x) for x in request.POST.getlist("rule") if x.isdigit()]
+    up = request.POST.get("up", "")
+    if up.isdigit():  # "↑" on one rule: it swaps places with the one above
+        ids = list(selectors.rule_list(user=user).values_list("pk", flat=True))
+        if int(up) in ids and (i := ids.index(int(up))) > 0:
+            ids[i - 1], ids[i] = ids[i], ids[i - 1]
     services.rules_reorder(actor=user, rule_ids=ids)
     return HttpResponseRedirect(reverse("rule-list"))
 

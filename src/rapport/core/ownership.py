@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import Team, User
@@ -40,6 +42,26 @@ def parse_date(value: Any, field: str, errors: dict[str, list[str]]) -> dt.date 
     except ValueError:
         errors[field] = [_("Enter a date as YYYY-MM-DD.")]
         return None
+
+
+def parse_when(value: Any, field: str, errors: dict[str, list[str]]) -> dt.datetime | None:
+    """A date and time as typed (ISO), aware in the current time zone; None when empty."""
+    if value in (None, ""):
+        return None
+    parsed: dt.datetime | None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = parse_datetime(str(value))
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        errors[field] = [_("Enter a date and time as YYYY-MM-DD HH:MM.")]
+        return None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
 
 
 def team_for(responsible: User | None, actor: User | None) -> Team | None:

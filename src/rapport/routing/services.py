@@ -28,7 +28,6 @@ import phonenumbers
 from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import formats, timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import Team, User
@@ -37,6 +36,7 @@ from rapport.activities.services import notify, task_update
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
+from rapport.core.ownership import parse_when
 from rapport.core.phones import phone_region
 from rapport.core.scopes import SCOPE_ALL, SCOPE_TEAM
 from rapport.routing.models import (
@@ -690,25 +690,6 @@ def rule_sentence(rule: RoutingRule) -> str:
 # --- absences ---------------------------------------------------------------------------------
 
 
-def _when(value: Any, name: str, errors: dict[str, list[str]]) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    parsed: dt.datetime | None
-    if isinstance(value, dt.datetime):
-        parsed = value
-    else:
-        try:
-            parsed = parse_datetime(str(value))
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        errors[name] = [_("Enter a date and time as YYYY-MM-DD HH:MM.")]
-        return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
-
-
 def _may_manage(actor: User, user_id: int, team_id: int | None) -> bool:
     scope = absence_scope(actor)
     if scope == SCOPE_ALL or user_id == actor.pk:
@@ -789,7 +770,7 @@ def _absence_clean(
             out["kind"] = data["kind"]
     started = existing is not None and existing.status == AbsenceStatus.ACTIVE
     if "starts_at" in data or existing is None:
-        starts = _when(data.get("starts_at"), "starts_at", errors)
+        starts = parse_when(data.get("starts_at"), "starts_at", errors)
         if starts is None and "starts_at" not in errors:
             if existing is None and out.get("kind") == AbsenceKind.UNPLANNED:
                 starts = now  # an unplanned absence starts now unless told otherwise
@@ -801,7 +782,7 @@ def _absence_clean(
             else:
                 out["starts_at"] = starts
     if "ends_at" in data or existing is None:
-        ends = _when(data.get("ends_at"), "ends_at", errors)
+        ends = parse_when(data.get("ends_at"), "ends_at", errors)
         if ends is None and "ends_at" not in errors:
             errors["ends_at"] = [_("Give the end of the absence.")]
         elif ends is not None:
