@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rapport.core.models import HandlerRun, OutboxEvent
+from rapport.core.nudge import outbox_nudge, outbox_nudge_on_commit
 
 log = logging.getLogger("rapport.events")
 
@@ -110,21 +111,8 @@ def event_record(
         available_at=timezone.now(),
     )
     if not _IN_DISPATCH.get():
-        conn = transaction.get_connection()
-        if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
-            transaction.on_commit(_nudge_worker)  # once per transaction, not once per event
+        outbox_nudge_on_commit()  # once per transaction, not once per event
     return event
-
-
-def _nudge_worker() -> None:
-    if not getattr(settings, "OUTBOX_NUDGE", True):
-        return
-    try:
-        from django_q.tasks import async_task
-
-        async_task("rapport.core.tasks.outbox_dispatch", q_options={"group": "outbox"})
-    except Exception:  # the periodic sweep delivers it anyway
-        log.warning("could not nudge the worker; the periodic sweep will dispatch", exc_info=True)
 
 
 def changes_payload(changes: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +217,7 @@ def outbox_dispatch(*, limit: int = 500) -> int:
         _IN_DISPATCH.reset(in_token)
         _AFTER_DISPATCH.reset(after_token)
     if done >= limit:
-        _nudge_worker()
+        outbox_nudge()
     for func in pending:
         try:
             func()

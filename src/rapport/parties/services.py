@@ -1639,11 +1639,9 @@ class DirectoryBatch:
         AuditEntry.objects.bulk_create(audits, batch_size=500)
         OutboxEvent.objects.bulk_create(events, batch_size=500)
         if events:
-            from rapport.core.events import _nudge_worker
+            from rapport.core.nudge import outbox_nudge_on_commit
 
-            conn = transaction.get_connection()
-            if not any(entry[1] is _nudge_worker for entry in conn.run_on_commit):
-                transaction.on_commit(_nudge_worker)
+            outbox_nudge_on_commit()
         self.log, self.order, self._journal = [], [], []
         for st in touched:
             st.new = st.dirty = st.points_changed = st.keys_changed = False
