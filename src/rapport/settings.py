@@ -275,6 +275,12 @@ if Q_SYNC:
 # Outbox dispatch: how long a claimed event is leased before the reaper re-queues it.
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
+# The worker's own outbox dispatch loop (core.dispatcher, decision 0012): woken by
+# LISTEN/NOTIFY on PostgreSQL, polling every OUTBOX_POLL_SECONDS on SQLite (and as a
+# fallback on PostgreSQL). Off: a django-q2 task per committing transaction, as before.
+OUTBOX_DISPATCHER = env_bool("OUTBOX_DISPATCHER", True)
+OUTBOX_DISPATCHERS = env_int("OUTBOX_DISPATCHERS", 1)  # dispatch loops per `rapport worker`
+OUTBOX_POLL_SECONDS = float(env_str("OUTBOX_POLL_SECONDS", "0.05"))
 # Automation rules: how deep a chain of rules triggering rules may go (loops stop there),
 # and how often a worker looks for changed rules (seconds).
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 3)
