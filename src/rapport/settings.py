@@ -285,6 +285,9 @@ OUTBOX_POLL_SECONDS = float(env_str("OUTBOX_POLL_SECONDS", "0.05"))
 # and how often a worker looks for changed rules (seconds).
 AUTOMATION_MAX_DEPTH = env_int("AUTOMATION_MAX_DEPTH", 3)
 AUTOMATION_RULES_TTL = float(env_str("AUTOMATION_RULES_TTL", "2"))
+# Runs whose conditions were not met are kept this many days in the execution log (each
+# event is evaluated by every rule on its trigger: they are most of the log); 0 keeps them.
+AUTOMATION_NO_MATCH_LOG_DAYS = env_int("AUTOMATION_NO_MATCH_LOG_DAYS", 30)
 # Outgoing messages: a send left "sending" by a killed worker is re-sent (same Message-ID)
 # once its lease is over; a batch hands back what it has not tried before that.
 MESSAGING_LEASE_SECONDS = env_int("MESSAGING_LEASE_SECONDS", 60)

@@ -804,6 +804,26 @@ def test_move_stage_of_a_closed_deal_fails(admin_user, alice, make_deal, pipelin
 # --- webhook ----------------------------------------------------------------------------------
 
 
+def test_a_text_naming_the_record_shows_its_name_and_unknown_fields_show_nothing(
+    admin_user, alice, client_deal, make_deal, dispatch
+):
+    _rule(
+        admin_user,
+        "deal.created",
+        _act(
+            "create_task",
+            who="responsible",
+            title="Follow up {{ record }}",
+            description="{{ record.company }}|{{ record.no_such_field }}|{{ record.custom.x }}",
+        ),
+    )
+    make_deal(alice, "Boilers", company_id=client_deal["company"].pk)
+    dispatch()
+    task = Task.objects.get(title__startswith="Follow up")
+    assert task.title == "Follow up Boilers"
+    assert task.description == f"{client_deal['company']}||"
+
+
 def test_webhook_is_queued_with_the_record_as_payload(admin_user, alice, make_deal, dispatch):
     rule = _rule(admin_user, "deal.created", _act("webhook", url="https://hooks.example.com/deals"))
     deal = make_deal(alice, "Acme", amount="900")

@@ -397,8 +397,8 @@ def test_changed_to_runs_the_rule_only_on_that_change(admin_user, alice, make_de
     deal = deal_update(actor=alice, deal=deal, data={"source": "Tender"})
     deal_update(actor=alice, deal=deal, data={"amount": "10"})
     dispatch()
-    outcomes = list(RuleRun.objects.filter(rule=rule).order_by("id").values_list("outcome", flat=1))
-    assert outcomes == [RunOutcome.DONE, RunOutcome.NO_MATCH]
+    runs = RuleRun.objects.filter(rule=rule).order_by("event_id")
+    assert list(runs.values_list("outcome", flat=1)) == [RunOutcome.DONE, RunOutcome.NO_MATCH]
 
 
 # --- all / any -------------------------------------------------------------------------------

@@ -86,3 +86,103 @@ def test_the_worker_task_entry_point_dispatches(alice, make_company, recorder):
 
     make_company(alice, "Acme")
     assert outbox_dispatch() == 1
+
+
+# --- handlers that take a claim's events together -------------------------------------------
+
+
+@pytest.fixture
+def batched(db, monkeypatch):
+    """A batch handler on company events that hands back the companies named "Slow…" to
+    be done one by one, recording which path handled what."""
+    monkeypatch.setattr(events, "_HANDLERS", [])
+    seen: dict[str, list[int]] = {"batch": [], "one": []}
+
+    def one(event):
+        seen["one"].append(event.pk)
+
+    @events.batch_handler("company.*", key="test.batched", one=one)
+    def many(batch):
+        seen["batch"].extend(e.pk for e in batch)
+        slow = set(
+            OutboxEvent.objects.filter(
+                pk__in=[e.pk for e in batch], payload__name__startswith="Slow"
+            ).values_list("pk", flat=True)
+        )
+        return [e for e in batch if e.pk in slow]
+
+    return seen
+
+
+def _company_event(name: str) -> OutboxEvent:
+    return OutboxEvent.objects.create(
+        name="company.created",
+        object_type="company",
+        object_id=1,
+        payload={"name": name},
+        available_at=timezone.now(),
+    )
+
+
+def test_a_batch_handler_takes_a_claim_at_once_and_hands_back_work_to_do_one_by_one(batched):
+    quick, slow, other = _company_event("Acme"), _company_event("Slow Ltd"), _company_event("Bee")
+    assert events.outbox_dispatch() == 3
+    assert batched["batch"] == [quick.pk, slow.pk, other.pk]
+    assert batched["one"] == [slow.pk]
+    assert HandlerRun.objects.filter(handler="test.batched").count() == 3
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_replayed_claim_runs_neither_path_again(batched):
+    _company_event("Acme"), _company_event("Slow Ltd")
+    events.outbox_dispatch()
+    OutboxEvent.objects.update(status="pending", available_at=timezone.now())
+    events.outbox_dispatch()
+    assert len(batched["batch"]) == 2
+    assert len(batched["one"]) == 1
+    assert HandlerRun.objects.count() == 2
+
+
+def test_when_a_batch_fails_each_event_is_handled_alone_and_only_the_bad_one_is_retried(
+    db, monkeypatch
+):
+    monkeypatch.setattr(events, "_HANDLERS", [])
+
+    def one(event):  # its effect is a row in the database
+        if event.payload["name"] == "Bad":
+            raise ValueError("cannot handle Bad")
+        HandlerRun.objects.create(event=event, handler="effect")
+
+    @events.batch_handler("company.*", key="test.fragile", one=one)
+    def many(batch):
+        for event in batch:
+            one(event)
+        return []
+
+    _company_event("Acme"), _company_event("Bad"), _company_event("Bee")
+    events.outbox_dispatch()
+    effects = HandlerRun.objects.filter(handler="effect")
+    # the failed batch left nothing behind: each good event's effect is there once
+    assert sorted(effects.values_list("event__payload__name", flat=True)) == ["Acme", "Bee"]
+    statuses = dict(OutboxEvent.objects.values_list("payload__name", "status"))
+    assert statuses == {"Acme": "done", "Bad": "pending", "Bee": "done"}
+    assert "cannot handle Bad" in OutboxEvent.objects.get(payload__name="Bad").last_error
+
+
+def test_every_event_sees_its_handlers_in_the_order_they_were_registered(db, monkeypatch):
+    monkeypatch.setattr(events, "_HANDLERS", [])
+    order: list[tuple[str, str]] = []
+
+    @events.handler("company.*", key="test.first")
+    def first(event):
+        order.append(("first", event.payload["name"]))
+
+    @events.batch_handler("company.*", key="test.second", one=lambda e: None)
+    def second(batch):
+        order.extend(("second", e.payload["name"]) for e in batch)
+        return []
+
+    _company_event("Acme"), _company_event("Bee")
+    events.outbox_dispatch()
+    for name in ("Acme", "Bee"):
+        assert order.index(("first", name)) < order.index(("second", name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
-from rapport.core.events import handler
+from rapport.core.events import batch_handler, handler
 from rapport.core.models import OutboxEvent
 
 
@@ -54,7 +54,6 @@ def deal_stalled_reminder(event: OutboxEvent) -> None:
         )
 
 
-@handler("notification.created", key="activities.notification_email")
 def notification_email(event: OutboxEvent) -> None:
     """Email a notification to a user who chose its kind. At least once: a retry after a
     crash sends the same Message-ID, so mail clients show it once."""
@@ -77,3 +76,19 @@ def notification_email(event: OutboxEvent) -> None:
             headers={"Message-ID": f"<notification-{note.pk}-{note.key}@rapport>"},
         )
     message.send(fail_silently=False)
+
+
+@batch_handler("notification.created", key="activities.notification_email", one=notification_email)
+def notification_emails(events: list[OutboxEvent]) -> list[OutboxEvent]:
+    """Most notifications are not wanted by email: one query tells which are; those go on
+    to ``notification_email`` one by one (a send is external work)."""
+    from rapport.activities.models import Notification
+
+    wanted = {
+        note.pk
+        for note in Notification.objects.filter(pk__in=[e.object_id for e in events])
+        .select_related("user")
+        .only("pk", "kind", "user__email", "user__email_notify_kinds")
+        if note.user.email and note.kind in (note.user.email_notify_kinds or [])
+    }
+    return [e for e in events if e.object_id in wanted]

@@ -9,6 +9,7 @@ the documents' "generate a document"): the builder, the API and the log pick the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,23 +152,35 @@ def render(text: str, ctx: Context) -> str:
     return render_text(text, template_context(ctx))
 
 
-def record_url(object_type: str, obj: Any) -> str:
+_DETAIL_URLS = {
+    "company": "company-detail",
+    "person": "person-detail",
+    "lead": "lead-detail",
+    "deal": "deal-detail",
+    "task": "task-detail",
+    "interaction": "interaction-detail",
+}
+_URL_HOLE = 987654321987654321  # reversed once per page kind, the id put in its place
+
+
+@functools.lru_cache(maxsize=32)
+def _detail_url_pattern(name: str, prefix: str) -> str:
     from django.urls import NoReverseMatch, reverse
 
-    names = {
-        "company": "company-detail",
-        "person": "person-detail",
-        "lead": "lead-detail",
-        "deal": "deal-detail",
-        "task": "task-detail",
-        "interaction": "interaction-detail",
-    }
-    if obj is None or object_type not in names:
-        return ""
     try:
-        return reverse(names[object_type], args=[obj.pk])
+        return reverse(name, args=[_URL_HOLE])
     except NoReverseMatch:
         return ""
+
+
+def record_url(object_type: str, obj: Any) -> str:
+    """The record's page (``reverse`` costs a millisecond; a rule may ask a thousand times)."""
+    from django.urls import get_script_prefix
+
+    if obj is None or object_type not in _DETAIL_URLS:
+        return ""
+    pattern = _detail_url_pattern(_DETAIL_URLS[object_type], get_script_prefix())
+    return pattern.replace(str(_URL_HOLE), str(int(obj.pk)))
 
 
 def template_context(ctx: Context) -> dict[str, Any]:
@@ -186,28 +199,68 @@ def _template_context(ctx: Context) -> dict[str, Any]:
     }
     if ctx.obj is None:
         return out
-    from rapport.automations.engine import fields_cached
-
-    record: dict[str, Any] = {"name": str(ctx.obj), "id": ctx.obj.pk}
-    for path, spec in fields_cached(ctx.object_type).items():
-        if "." in path and not path.startswith("custom."):
-            continue
-        value = value_of(ctx.obj, path)
-        if spec.type == "ref" and value is not None:
-            related = getattr(ctx.obj, path, None)
-            value = str(related) if related is not None else value
-        if path.startswith("custom."):
-            record.setdefault("custom", {})[path[7:]] = value
-        else:
-            record[path] = "" if value is None else value
-    for rel in ("company", "person", "contact", "deal", "lead"):
-        related = getattr(ctx.obj, rel, None) if hasattr(ctx.obj, rel) else None
-        if related is not None and not isinstance(related, int | str):
-            record[rel] = str(related)
-    record["url"] = record_url(ctx.object_type, ctx.obj)
+    record = RecordView(ctx.object_type, ctx.obj)
     out["record"] = record
     out[ctx.object_type] = record
     return out
+
+
+_RELATED = ("company", "person", "contact", "deal", "lead")
+
+
+class RecordView(dict[str, Any]):
+    """The record's fields by name, as texts use them (``{{ record.amount }}``): each is
+    read the first time a template asks for it, so a title naming the record does not
+    compute all its fields. ``{{ record }}`` alone is the record's name."""
+
+    def __init__(self, object_type: str, obj: Any) -> None:
+        super().__init__(name=str(obj), id=obj.pk)
+        self._object_type = object_type
+        self._obj = obj
+
+    def __str__(self) -> str:
+        return str(dict.__getitem__(self, "name"))
+
+    def __missing__(self, key: str) -> Any:
+        value = self._value(key)
+        self[key] = value
+        return value
+
+    def _value(self, key: str) -> Any:
+        from rapport.automations.engine import fields_cached
+
+        obj = self._obj
+        if key == "url":
+            return record_url(self._object_type, obj)
+        fields = fields_cached(self._object_type)
+        if key == "custom":
+            return {path[7:]: value_of(obj, path) for path in fields if path.startswith("custom.")}
+        if key in _RELATED and hasattr(obj, key):
+            related = getattr(obj, key, None)
+            if related is not None and not isinstance(related, int | str):
+                return str(related)
+        spec = fields.get(key)
+        if spec is None or "." in key:
+            raise KeyError(key)
+        value = value_of(obj, key)
+        if spec.type == "ref" and value is not None:
+            related = getattr(obj, key, None)
+            value = str(related) if related is not None else value
+        return "" if value is None else value
+
+    def complete(self) -> dict[str, Any]:
+        """Every field, as a plain dict (a webhook's JSON)."""
+        from rapport.automations.engine import fields_cached
+
+        keys = [p for p in fields_cached(self._object_type) if "." not in p]
+        keys += ["custom", "url", *(r for r in _RELATED if hasattr(self._obj, r))]
+        out = dict(self)
+        for key in keys:
+            try:
+                out[key] = self[key]
+            except KeyError:
+                continue
+        return out
 
 
 def _update(ctx: Context, data: Params) -> Any:
@@ -966,9 +1019,14 @@ def _webhook_payload(ctx: Context) -> dict[str, Any]:
         "event": ctx.event_name,
         "object_type": ctx.object_type,
         "object_id": ctx.obj.pk if ctx.obj is not None else None,
-        "record": template_context(ctx).get("record"),
+        "record": _record_json(ctx),
     }
     return dict(json.loads(json.dumps(body, cls=DjangoJSONEncoder)))
+
+
+def _record_json(ctx: Context) -> dict[str, Any] | None:
+    record = template_context(ctx).get("record")
+    return record.complete() if isinstance(record, RecordView) else None
 
 
 def _webhook_describe(params: Params, ctx: Context) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -184,6 +185,23 @@ def _norm(kind: str, value: Any) -> Any:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _norm_expected(kind: str, value: Any) -> Any:
+    """A rule's own value, normalised once (it is compared with every event's record)."""
+    if isinstance(value, tuple):
+        return frozenset(_norm(kind, v) for v in value)
+    return _norm(kind, value)
+
+
+def _expected(kind: str, value: Any, *, many: bool = False) -> Any:
+    if many:
+        value = tuple(value or ())
+    try:
+        return _norm_expected(kind, value)
+    except TypeError:  # not hashable (a dict typed into a rule): normalised each time
+        return frozenset(_norm(kind, v) for v in value) if many else _norm(kind, value)
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -220,9 +238,9 @@ def _compare(kind: str, op: str, actual: Any, expected: Any) -> bool:  # noqa: C
             return not any(str(w).strip().casefold() in items for w in wanted)
         return False
     if op in ("in", "not_in"):
-        hit = _norm(kind, actual) in {_norm(kind, v) for v in (expected or [])}
+        hit = _norm(kind, actual) in _expected(kind, expected, many=True)
         return hit if op == "in" else not hit
-    a, e = _norm(kind, actual), _norm(kind, expected)
+    a, e = _norm(kind, actual), _expected(kind, expected)
     if op == "eq":
         return bool(a == e)
     if op == "ne":

@@ -1,4 +1,5 @@
-"""Worker entry points: the rules' clock (dates and schedules) and the rules check."""
+"""Worker entry points: the rules' clock (dates and schedules), the rules check, and the
+execution log's upkeep."""
 
 from __future__ import annotations
 
@@ -17,5 +18,12 @@ def rules_check() -> int:
     return check()
 
 
+def runs_prune() -> int:
+    from rapport.automations.engine import runs_prune as prune
+
+    return prune()
+
+
 periodic("rapport.automations.clock", "rapport.automations.jobs.rules_clock", minutes=1)
 periodic("rapport.automations.check", "rapport.automations.jobs.rules_check", minutes=5)
+periodic("rapport.automations.prune", "rapport.automations.jobs.runs_prune", minutes=60)

@@ -14,12 +14,13 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from rapport.core.models import HandlerRun, OutboxEvent
@@ -67,7 +68,21 @@ def event_depth(depth: int) -> Iterator[None]:
         _DEPTH.reset(token)
 
 
-_HANDLERS: list[tuple[str, str, Handler]] = []
+# A batch handler takes the events of one claim together, in one transaction, and returns
+# those it wants done one by one instead (each then in its own transaction, as a plain
+# handler): the cheap common case in bulk, the costly or external work isolated.
+BatchHandler = Callable[[list[OutboxEvent]], list[OutboxEvent]]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    pattern: str
+    name: str
+    func: Handler
+    batch: BatchHandler | None = None
+
+
+_HANDLERS: list[_Registered] = []
 
 
 def handler(pattern: str, *, key: str | None = None) -> Callable[[Handler], Handler]:
@@ -78,16 +93,36 @@ def handler(pattern: str, *, key: str | None = None) -> Callable[[Handler], Hand
 
     def register(func: Handler) -> Handler:
         name = key or f"{func.__module__}.{func.__qualname__}"
-        _HANDLERS.append((pattern, name, func))
+        _HANDLERS.append(_Registered(pattern, name, func))
+        return func
+
+    return register
+
+
+def batch_handler(
+    pattern: str, *, key: str, one: Handler
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Register a handler that takes a claim's matching events at once.
+
+    The batch function runs in one transaction with the run records of the events it
+    handled; it returns the events to be handled one by one by ``one`` instead. If it
+    fails, every event of the batch is handled one by one, so one bad event costs only
+    itself.
+    """
+
+    def register(func: BatchHandler) -> BatchHandler:
+        _HANDLERS.append(_Registered(pattern, key, one, func))
         return func
 
     return register
 
 
 def handlers_for(event_name: str) -> list[tuple[str, Handler]]:
-    return [
-        (name, func) for pattern, name, func in _HANDLERS if fnmatch.fnmatch(event_name, pattern)
-    ]
+    return [(h.name, h.func) for h in _registered_for(event_name)]
+
+
+def _registered_for(event_name: str) -> list[_Registered]:
+    return [h for h in _HANDLERS if fnmatch.fnmatch(event_name, h.pattern)]
 
 
 def event_record(
@@ -155,44 +190,103 @@ def outbox_claim(*, limit: int = 100, claimer: str | None = None) -> list[Outbox
         return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=me, lease_until=lease))
 
 
+def _run_one(event: OutboxEvent, name: str, func: Handler) -> str | None:
+    """Run one handler on one event in its own transaction; the error text if it failed."""
+    try:
+        with transaction.atomic():
+            func(event)
+            HandlerRun.objects.create(event=event, handler=name)
+    except IntegrityError:
+        # Another worker finished this handler meanwhile: its effect is in, ours rolled back.
+        return None
+    except Exception as exc:
+        log.exception("handler %s failed on event %s", name, event.pk)
+        return f"{name}: {exc!r}"
+    return None
+
+
+def _run_batch(name: str, batch: BatchHandler, events: list[OutboxEvent]) -> list[OutboxEvent]:
+    """Run a batch handler; the events left to handle one by one."""
+    try:
+        with transaction.atomic():
+            rest = batch(events)
+            left = {e.pk for e in rest}
+            HandlerRun.objects.bulk_create(
+                [HandlerRun(event=e, handler=name) for e in events if e.pk not in left]
+            )
+        return rest
+    except Exception:  # one by one below: each event's own error is recorded there
+        log.warning("batch handler %s failed; one event at a time", name, exc_info=True)
+        return events
+
+
+def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
+    """Run every handler not yet run for each of ``events``; returns the errors by event.
+
+    Handlers run in their registration order, each over all its events (in id order), so
+    every event still sees its handlers in the same order as one processed alone.
+    """
+    if not events:
+        return {}
+    ran = set(
+        HandlerRun.objects.filter(event__in=[e.pk for e in events]).values_list(
+            "event_id", "handler"
+        )
+    )
+    plan: dict[str, tuple[_Registered, list[OutboxEvent]]] = {}
+    order: dict[str, int] = {}
+    for index, registered in enumerate(_HANDLERS):
+        order.setdefault(registered.name, index)
+    for event in events:
+        for registered in _registered_for(event.name):
+            if (event.pk, registered.name) not in ran:
+                plan.setdefault(registered.name, (registered, []))[1].append(event)
+    errors: dict[int, list[str]] = {}
+    for name in sorted(plan, key=lambda n: order.get(n, 0)):
+        registered, todo = plan[name]
+        if registered.batch is not None:
+            todo = _run_batch(name, registered.batch, todo)
+        for event in todo:
+            error = _run_one(event, name, registered.func)
+            if error:
+                errors.setdefault(event.pk, []).append(error)
+    _settle(events, errors)
+    return errors
+
+
+def _settle(events: list[OutboxEvent], errors: dict[int, list[str]]) -> None:
+    now = timezone.now()
+    done = [e.pk for e in events if e.pk not in errors]
+    if done:
+        OutboxEvent.objects.filter(pk__in=done).update(
+            status=OutboxEvent.Status.DONE,
+            processed_at=now,
+            attempts=F("attempts") + 1,
+            lease_until=None,
+        )
+    for event in events:
+        if event.pk not in errors:
+            continue
+        attempts = event.attempts + 1
+        text = "\n".join(errors[event.pk])
+        if attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            OutboxEvent.objects.filter(pk=event.pk).update(
+                status=OutboxEvent.Status.FAILED, attempts=attempts, last_error=text
+            )
+        else:
+            backoff = timedelta(seconds=min(3600, 5 * 2**attempts))
+            OutboxEvent.objects.filter(pk=event.pk).update(
+                status=OutboxEvent.Status.PENDING,
+                attempts=attempts,
+                available_at=now + backoff,
+                lease_until=None,
+                last_error=text,
+            )
+
+
 def outbox_process(event: OutboxEvent) -> bool:
     """Run every handler not yet run for ``event``. True when all succeeded."""
-    ok = True
-    errors: list[str] = []
-    for name, func in handlers_for(event.name):
-        if HandlerRun.objects.filter(event=event, handler=name).exists():
-            continue
-        try:
-            with transaction.atomic():
-                func(event)
-                HandlerRun.objects.create(event=event, handler=name)
-        except IntegrityError:
-            # Another worker finished this handler meanwhile: its effect is in, ours rolled back.
-            continue
-        except Exception as exc:
-            ok = False
-            errors.append(f"{name}: {exc!r}")
-            log.exception("handler %s failed on event %s", name, event.pk)
-    now = timezone.now()
-    attempts = event.attempts + 1
-    if ok:
-        OutboxEvent.objects.filter(pk=event.pk).update(
-            status=OutboxEvent.Status.DONE, processed_at=now, attempts=attempts, lease_until=None
-        )
-    elif attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-        OutboxEvent.objects.filter(pk=event.pk).update(
-            status=OutboxEvent.Status.FAILED, attempts=attempts, last_error="\n".join(errors)
-        )
-    else:
-        backoff = timedelta(seconds=min(3600, 5 * 2**attempts))
-        OutboxEvent.objects.filter(pk=event.pk).update(
-            status=OutboxEvent.Status.PENDING,
-            attempts=attempts,
-            available_at=now + backoff,
-            lease_until=None,
-            last_error="\n".join(errors),
-        )
-    return ok
+    return not outbox_process_batch([event])
 
 
 def outbox_dispatch(*, limit: int = 500) -> int:
@@ -210,9 +304,8 @@ def outbox_dispatch(*, limit: int = 500) -> int:
             batch = outbox_claim(limit=min(100, limit - done))
             if not batch:
                 break
-            for event in batch:
-                outbox_process(event)
-                done += 1
+            outbox_process_batch(batch)
+            done += len(batch)
     finally:
         _IN_DISPATCH.reset(in_token)
         _AFTER_DISPATCH.reset(after_token)
