@@ -66,6 +66,27 @@ def test_the_builder_keeps_what_was_typed_and_names_the_problem(admin_client, he
     assert not Rule.objects.exists()
 
 
+def test_an_admin_builds_a_daily_rule_for_each_big_deal(admin_client, head_of_sales):
+    choosing = admin_client.post(
+        reverse("rule-create"),
+        _builder_post(head_of_sales, trigger="schedule", tc_every="day", command="refresh"),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert 'name="tc_object_type"' in choosing
+    response = admin_client.post(
+        reverse("rule-create"),
+        _builder_post(
+            head_of_sales, trigger="schedule", tc_every="day", tc_at="09:00", tc_object_type="deal"
+        ),
+    )
+    assert response.status_code == 302
+    rule = Rule.objects.get(name="Big deals")
+    assert rule.trigger_config == {"every": "day", "at": "09:00", "object_type": "deal"}
+    assert rule.object_type == "deal"
+    page = admin_client.get(reverse("rule-list")).content.decode()
+    assert "every day at 09:00, for each deal" in page
+
+
 def test_adding_a_condition_row_re_renders_the_builder(admin_client, head_of_sales):
     response = admin_client.post(
         reverse("rule-create"),

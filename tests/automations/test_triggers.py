@@ -572,6 +572,71 @@ def test_a_schedule_created_after_todays_moment_does_not_fire_retroactively(admi
     assert _fired(rule) == []
 
 
+def _each_deal_rule(admin: Any, **config: Any) -> Rule:
+    return rule_save(
+        actor=admin,
+        data={
+            "name": "Daily check of big open deals",
+            "trigger": "schedule",
+            "trigger_config": {"every": "day", "at": "09:00", "object_type": "deal", **config},
+            "conditions": {
+                "items": [
+                    {"field": "amount", "op": "gt", "value": "1000"},
+                    {"field": "status", "op": "eq", "value": "open"},
+                ]
+            },
+            "actions": [{"type": "create_task", "params": {"title": "Check {{ record }}"}}],
+        },
+    )
+
+
+def test_a_schedule_for_each_deal_acts_once_on_every_deal_that_meets_the_conditions(
+    admin_user, alice, make_deal
+):
+    from rapport.activities.models import Task
+
+    rule = _each_deal_rule(admin_user)
+    big, other_big = (
+        make_deal(alice, "Boilers", amount="5000"),
+        make_deal(alice, "Pumps", amount="9000"),
+    )
+    make_deal(alice, "Washers", amount="10")
+    monday = dt.date(2031, 6, 2)
+    _looked_until(rule, _local(monday, 8))
+    assert rules_clock(now=_local(monday, 9)) == 2
+    assert rules_clock(now=_local(monday, 9, 1)) == 0
+    assert sorted(Task.objects.values_list("title", flat=True)) == ["Check Boilers", "Check Pumps"]
+    assert sorted(_fired(rule)) == sorted([big.pk, other_big.pk])
+    deal_win(actor=alice, deal=other_big.__class__.objects.get(pk=other_big.pk))
+    assert rules_clock(now=_local(monday + DAY, 9, 5)) == 1  # the won deal is no longer open
+    assert Task.objects.filter(title="Check Boilers").count() == 2
+    assert rule.__class__.objects.get(pk=rule.pk).object_type == "deal"
+
+
+def test_a_schedule_for_each_record_runs_only_the_latest_missed_moment_after_downtime(
+    admin_user, alice, make_deal
+):
+    rule = _each_deal_rule(admin_user)
+    deal = make_deal(alice, "Boilers", amount="5000")
+    monday = dt.date(2031, 6, 2)
+    _looked_until(rule, _local(monday, 12))
+    assert rules_clock(now=_local(monday + 3 * DAY, 12)) == 1  # down Tuesday to Thursday
+    assert _occurrences(rule) == [f"{_moment_key(monday + 3 * DAY, 9)}:{deal.pk}"]
+
+
+def test_a_schedule_for_each_record_needs_a_known_kind_of_record(admin_user):
+    with pytest.raises(FieldErrors) as caught:
+        _rule(admin_user, "schedule", {"every": "day", "at": "09:00", "object_type": "spaceship"})
+    assert caught.value.errors["trigger_config.object_type"] == ["Choose the kind of record."]
+
+
+def test_a_schedule_for_each_record_reads_as_a_sentence(admin_user):
+    from rapport.automations.describe import rule_sentence
+
+    rule = _each_deal_rule(admin_user, every="week", weekday=0)
+    assert rule_sentence(rule)["when"] == "every Monday at 09:00, for each deal"
+
+
 # --- KPI thresholds ---------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from rapport.automations.actions import ACTIONS
 from rapport.automations.conditions import NO_VALUE, OPERATORS
 from rapport.automations.models import Rule
-from rapport.automations.schema import fields_for
+from rapport.automations.schema import fields_for, object_label
 from rapport.automations.triggers import TRIGGERS
 
 
@@ -35,7 +35,7 @@ def trigger_text(rule: Rule, labels: dict[str, str]) -> str:
     if rule.trigger.endswith(".field_changed") and config.get("field"):
         text = _("%(field)s of a %(record)s changes") % {
             "field": labels.get(config["field"], config["field"]),
-            "record": rule.trigger.split(".")[0],
+            "record": object_label(rule.trigger.split(".")[0]),
         }
         if config.get("to") not in (None, ""):
             text += " " + _("to “%(value)s”") % {"value": config["to"]}
@@ -72,6 +72,11 @@ def trigger_text(rule: Rule, labels: dict[str, str]) -> str:
             }
         else:
             text = _("every day at %(at)s") % {"at": config.get("at")}
+        if config.get("object_type"):
+            text = _("%(when)s, for each %(record)s") % {
+                "when": text,
+                "record": object_label(str(config["object_type"])),
+            }
     return text
 
 

@@ -36,7 +36,14 @@ from rapport.automations.models import (
     RuleRun,
     RunOutcome,
 )
-from rapport.automations.schema import OBJECT_MODELS, FieldSpec, fields_for, load, load_many
+from rapport.automations.schema import (
+    OBJECT_MODELS,
+    RELATIONS,
+    FieldSpec,
+    fields_for,
+    load,
+    load_many,
+)
 from rapport.automations.triggers import (
     BY_EVENT,
     DATE_KIND,
@@ -535,8 +542,14 @@ def _clock_rule(rule: Rule, *, now: dt.datetime, tz: dt.tzinfo, limit: int) -> i
     since = max(rule.checked_until or rule.created_at, now - dt.timedelta(days=CATCH_UP_DAYS))
     if TRIGGERS[rule.trigger].kind == SCHEDULE:
         moments = schedule_occurrences(rule.trigger_config or {}, since, now, tz)
-        for moment in moments:
-            fired += _fire(rule, f"s{moment:%Y%m%d%H%M}", "", None, "schedule")
+        each = str((rule.trigger_config or {}).get("object_type") or "")
+        if each and moments:
+            # One pass over the records, for the latest moment only: a reminder "for each
+            # open deal" missed three times while the worker was down comes once, not thrice.
+            fired += _fire_each(rule, f"s{moments[-1]:%Y%m%d%H%M}", each)
+        elif not each:
+            for moment in moments:
+                fired += _fire(rule, f"s{moment:%Y%m%d%H%M}", "", None, "schedule")
     elif TRIGGERS[rule.trigger].kind == DATE_KIND:
         config = rule.trigger_config or {}
         hh, mm = (int(x) for x in str(config.get("at") or "09:00").split(":"))
@@ -550,6 +563,29 @@ def _clock_rule(rule: Rule, *, now: dt.datetime, tz: dt.tzinfo, limit: int) -> i
                     )
             day += dt.timedelta(days=1)
     Rule.objects.filter(pk=rule.pk).update(checked_until=now)
+    return fired
+
+
+def _fire_each(rule: Rule, moment: str, object_type: str) -> int:
+    """A schedule "for each record": every record of the kind that meets the rule's
+    conditions gets the actions once for this moment. Records that do not are not logged
+    (a daily rule over a large base would write a row per record per day)."""
+    from django.apps import apps
+
+    fields = fields_cached(object_type)
+    model = apps.get_model(*OBJECT_MODELS[object_type])
+    qs = model._default_manager.select_related(*RELATIONS.get(object_type, ())).order_by("pk")
+    if hasattr(model, "deleted_at"):
+        qs = qs.filter(deleted_at__isnull=True)
+    # Read first, act after: the actions may change the records being read.
+    matching = [
+        obj.pk
+        for obj in qs.iterator(chunk_size=1000)
+        if conditions_check(rule.conditions or {}, fields, obj, None)[0]
+    ]
+    fired = 0
+    for pk in matching:
+        fired += _fire(rule, f"{moment}:{pk}", object_type, model(pk=pk), "schedule")
     return fired
 
 

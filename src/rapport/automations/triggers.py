@@ -177,7 +177,7 @@ def rule_object_type(trigger: str, config: Mapping[str, Any]) -> str:
     spec = TRIGGERS.get(trigger)
     if spec is None:
         return ""
-    if spec.kind == DATE_KIND:
+    if spec.kind in (DATE_KIND, SCHEDULE):  # a schedule "for each record" names its kind
         return str(config.get("object_type") or "")
     return spec.object_type
 
@@ -248,6 +248,11 @@ def config_clean(trigger: str, config: Any) -> tuple[dict[str, Any], dict[str, l
             errors["trigger_config.every"] = [_("Choose hour, day, week or month.")]
         out["every"] = every
         out["at"] = _time(config.get("at"), "trigger_config.at", errors)
+        each = str(config.get("object_type") or "")
+        if each:  # "for each deal (that meets the conditions)": the actions run per record
+            if not fields_for(each):
+                errors["trigger_config.object_type"] = [_("Choose the kind of record.")]
+            out["object_type"] = each
         if every == "week":
             try:
                 out["weekday"] = int(config.get("weekday") or 0)
