@@ -275,6 +275,9 @@ if Q_SYNC:
 # Outbox dispatch: how long a claimed event is leased before the reaper re-queues it.
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
+# Handled events (and their handler-run records) are removed after this many days; failed
+# ones stay for the administrator. 0 keeps them all.
+OUTBOX_KEEP_DAYS = env_int("OUTBOX_KEEP_DAYS", 7)
 # The worker's own outbox dispatch loop (core.dispatcher, decision 0012): woken by
 # LISTEN/NOTIFY on PostgreSQL, polling every OUTBOX_POLL_SECONDS on SQLite (and as a
 # fallback on PostgreSQL). Off: a django-q2 task per committing transaction, as before.

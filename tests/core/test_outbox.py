@@ -186,3 +186,24 @@ def test_every_event_sees_its_handlers_in_the_order_they_were_registered(db, mon
     events.outbox_dispatch()
     for name in ("Acme", "Bee"):
         assert order.index(("first", name)) < order.index(("second", name))
+
+
+def test_handled_events_leave_the_outbox_after_the_keep_period_failed_ones_stay(
+    alice, make_company, recorder, settings
+):
+    settings.OUTBOX_KEEP_DAYS = 7
+    for name in ("Old", "Recent", "Broken"):
+        make_company(alice, name)
+    events.outbox_dispatch()
+    week_ago = timezone.now() - timedelta(days=8)
+    old, recent, broken = OutboxEvent.objects.order_by("id")
+    OutboxEvent.objects.filter(pk__in=[old.pk, broken.pk]).update(
+        available_at=week_ago, processed_at=week_ago
+    )
+    OutboxEvent.objects.filter(pk=broken.pk).update(status="failed")
+    assert events.outbox_prune() == 1
+    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {recent.pk, broken.pk}
+    assert not HandlerRun.objects.filter(event_id=old.pk).exists()
+    settings.OUTBOX_KEEP_DAYS = 0
+    OutboxEvent.objects.update(status="done", available_at=week_ago, processed_at=week_ago)
+    assert events.outbox_prune() == 0

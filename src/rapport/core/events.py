@@ -317,3 +317,27 @@ def outbox_dispatch(*, limit: int = 500) -> int:
         except Exception:  # a nudge is an optimisation: the periodic sweeps deliver anyway
             log.warning("after-dispatch hook %r failed", func, exc_info=True)
     return done
+
+
+def outbox_prune(*, now: Any = None, chunk: int = 5000) -> int:
+    """Remove events handled more than ``OUTBOX_KEEP_DAYS`` ago with their handler-run
+    records, in chunks (a short write lock each). Pending, claimed and failed events stay."""
+    days = int(getattr(settings, "OUTBOX_KEEP_DAYS", 7))
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    removed = 0
+    while True:
+        ids = list(
+            # available_at ≤ processed_at: the range on (status, available_at) finds them
+            OutboxEvent.objects.filter(
+                status=OutboxEvent.Status.DONE, available_at__lt=cutoff, processed_at__lt=cutoff
+            )
+            .order_by("available_at")
+            .values_list("id", flat=True)[:chunk]
+        )
+        if not ids:
+            return removed
+        with transaction.atomic():
+            HandlerRun.objects.filter(event_id__in=ids).delete()
+            removed += OutboxEvent.objects.filter(pk__in=ids).delete()[0]

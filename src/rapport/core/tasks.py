@@ -20,5 +20,12 @@ def outbox_dispatch() -> int:
     return _dispatch()
 
 
+def outbox_prune() -> int:
+    from rapport.core.events import outbox_prune as prune
+
+    return prune()
+
+
 # Re-dispatches anything a nudge missed and reaps dead leases.
 periodic("rapport.outbox_sweep", "rapport.core.tasks.outbox_dispatch")
+periodic("rapport.outbox_prune", "rapport.core.tasks.outbox_prune", minutes=60)
