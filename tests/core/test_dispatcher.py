@@ -369,3 +369,18 @@ def test_a_dispatcher_that_dies_is_started_again(shared_db, tmp_path):
         _stop(proc)
     log = (tmp_path / "worker.log").read_text()
     assert "exited with status -9" in log
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_the_worker_stops_when_its_whole_process_group_gets_sigterm(shared_db, tmp_path):
+    """As systemd stops a service (KillMode=control-group): every process gets SIGTERM."""
+    proc = _worker(shared_db, tmp_path)
+    try:
+        _wait_until(lambda: set(_children(proc.pid)) == {"cluster", "dispatcher"}, seconds=10)
+        cluster = _children(proc.pid)["cluster"]
+        _wait_until(lambda: bool(_children(cluster)), seconds=10)  # django-q2's own processes
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        _stop(proc)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -42,6 +43,7 @@ RESTART_MAX_SECONDS = 30.0
 STABLE_SECONDS = 60.0  # a dispatcher that ran this long before dying is restarted at once
 GIVE_UP_AFTER = 5  # deaths in a row, each within STABLE_SECONDS of its start
 STOP_TIMEOUT_SECONDS = 60.0
+CLUSTER_HUNG_SECONDS = 3.0  # stopping, alive, but none of its own processes left
 
 
 def ensure_schedules() -> None:
@@ -74,6 +76,23 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         return
 
 
+def _has_live_children(pid: int) -> bool:
+    """Whether ``pid`` has a child that is not a zombie (True where /proc cannot tell)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            return True
+    return False
+
+
 @dataclass
 class Child:
     role: str  # "cluster" or "dispatcher"
@@ -90,6 +109,15 @@ class Child:
         )
         self.started_at = time.monotonic()
         log.info("worker: started %s (pid %s)", self.role, self.proc.pid)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else 0
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
 
     def signal(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -165,17 +193,33 @@ class Supervisor:
         for child in self.children:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for child in self.children:
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning(
-                    "worker: %s (pid %s) did not stop; killing it", child.role, child.proc.pid
-                )
-                child.proc.kill()
-                child.proc.wait()
+        orphaned_since: float | None = None
+        while True:
+            running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+            if not running:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                for child in running:
+                    log.warning(
+                        "worker: %s (pid %s) did not stop; killing it", child.role, child.pid
+                    )
+                    child.kill()
+                break
+            cluster = next((c for c in running if c.role == "cluster"), None)
+            if cluster is not None and not _has_live_children(cluster.pid):
+                orphaned_since = orphaned_since or now
+                if now - orphaned_since >= CLUSTER_HUNG_SECONDS:
+                    # SIGTERM to the whole group (systemd's default KillMode, `kill -- -PGID`)
+                    # also reaches django-q2's own processes, which die at once; the cluster's
+                    # main process then waits forever on a lock one of them held.
+                    log.warning(
+                        "worker: the django-q2 cluster (pid %s) hangs after its processes "
+                        "ended; killing it",
+                        cluster.pid,
+                    )
+                    cluster.kill()
+            time.sleep(0.1)
         log.info("worker: stopped")
 
 
