@@ -400,9 +400,9 @@ def on_event(event: OutboxEvent) -> None:
     # A replayed event (a worker died after the rules ran but before the outbox knew):
     # the rules that ran keep their run, nothing is done twice.
     ran = set(
-        RuleRun.objects.filter(occurrence=occurrence, rule__in=[r.pk for r in rules]).values_list(
-            "rule_id", flat=True
-        )
+        RuleRun.objects.filter(occurrence=occurrence, rule__in=[r.pk for r in rules])
+        .order_by()
+        .values_list("rule_id", flat=True)
     )
     deferred: list[tuple[Any, ...]] = []
     for rule in rules:
@@ -438,10 +438,11 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         if event.object_type in OBJECT_MODELS:
             ids.setdefault(event.object_type, set()).add(event.object_id)
     records = {ot: load_many(ot, pks) for ot, pks in ids.items()}
-    ran = set(
-        RuleRun.objects.filter(occurrence__in=[f"e{e.pk}" for e, _r in todo]).values_list(
-            "occurrence", "rule_id"
-        )
+    rule_ids = {rule.pk for _e, rules in todo for rule in rules}
+    ran = set(  # (rule, occurrence) is the unique index: both named, it is used
+        RuleRun.objects.filter(rule__in=rule_ids, occurrence__in=[f"e{e.pk}" for e, _r in todo])
+        .order_by()
+        .values_list("occurrence", "rule_id")
     )
     limit = max_depth()
     rest: list[OutboxEvent] = []

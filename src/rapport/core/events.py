@@ -229,9 +229,9 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
     if not events:
         return {}
     ran = set(
-        HandlerRun.objects.filter(event__in=[e.pk for e in events]).values_list(
-            "event_id", "handler"
-        )
+        HandlerRun.objects.filter(event__in=[e.pk for e in events])
+        .order_by()
+        .values_list("event_id", "handler")
     )
     plan: dict[str, tuple[_Registered, list[OutboxEvent]]] = {}
     order: dict[str, int] = {}
