@@ -41,6 +41,39 @@ def test_a_phone_prefix_picks_a_region_inside_a_country(sales, rule, new_lead):
     assert _routed(kazan).responsible == sales["anna"]
 
 
+def test_the_city_a_lead_gave_routes_it_when_the_phone_says_only_the_country(sales, rule, new_lead):
+    rule(name="Tatarstan", places=["Kazan", "Татарстан"], target_user_id=sales["boris"].pk)
+    rule(name="Italy", countries=["IT"], target_user_id=sales["vera"].pk)
+    rule(name="Rest", target_user_id=sales["anna"].pk)
+    kazan = new_lead(phone="+7 912 341-96-15", address="KAZAN, ul. Baumana 1")
+    chelny = new_lead(address="Республика Татарстан, Набережные Челны")
+    nowhere = new_lead(phone="+7 912 341-96-17", address="Samara")
+    assert _routed(kazan).responsible == sales["boris"]
+    assert _routed(chelny).responsible == sales["boris"]
+    assert _routed(nowhere).responsible == sales["anna"]
+    assert Lead.objects.get(pk=kazan.pk).address == "KAZAN, ul. Baumana 1"
+
+
+def test_a_known_clients_address_and_country_route_it_when_its_manager_is_away(
+    sales, rule, new_lead, alice, make_company, away
+):
+    rule(name="Italy", countries=["IT"], target_user_id=sales["vera"].pk)
+    rule(name="Rest", target_user_id=sales["anna"].pk)
+    make_company(alice, "Pasta Srl", country="IT", legal_address="Via Roma 1, Milano")
+    away(alice)
+    lead = new_lead(company_name="Pasta Srl", phone="+7 912 341-96-16")
+    assert lead.company_id is not None  # matched to the known company
+    assert _routed(lead).responsible == sales["vera"]  # its country, not the phone's
+
+
+def test_a_place_condition_reads_as_part_of_the_region_in_the_table(sales, rule):
+    row = rule(
+        name="Kazan", phone_prefixes=["+7843"], places=["Kazan"], target_user_id=sales["boris"].pk
+    )
+    assert "+7843" in rule_sentence(row)
+    assert "the client's address mentions Kazan" in rule_sentence(row)
+
+
 def test_channel_and_source_conditions_match_ignoring_case(sales, rule, new_lead):
     rule(name="Calls", channels=["phone"], target_user_id=sales["boris"].pk)
     rule(name="Google ads", sources=["Google"], target_user_id=sales["vera"].pk)
@@ -254,7 +287,9 @@ def test_rules_read_as_sentences(sales, rule):
         method="least_busy",
     )
     text = rule_sentence(r)
-    assert text.startswith("If the phone is from AZ or the phone starts with +7495")
+    assert text.startswith(
+        "If the phone or the client's country is AZ or the phone starts with +7495"
+    )
     assert "website form" in text
     assert "the amount is at least 100,000" in text or "the amount is at least 100" in text
     assert "“CRM”" in text

@@ -46,6 +46,7 @@ def rule_out(rule: RoutingRule) -> dict[str, Any]:
         "is_active": rule.is_active,
         "countries": list(rule.countries or []),
         "phone_prefixes": list(rule.phone_prefixes or []),
+        "places": list(rule.places or []),
         "channels": list(rule.channels or []),
         "sources": list(rule.sources or []),
         "amount_min": None if rule.amount_min is None else str(rule.amount_min),

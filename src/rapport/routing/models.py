@@ -24,10 +24,13 @@ class RoutingRule(TimestampedModel, VersionedModel):
     name = models.CharField(_("name"), max_length=150)
     order = models.PositiveIntegerField(_("order"), default=100)
     is_active = models.BooleanField(_("active"), default=True)
-    # Region: the lead's phone country (ISO 3166 codes) or a phone prefix ("+7495"); a lead
-    # matches the region condition when either list matches.
+    # Region, from the phone or the address: the lead's phone country or its company's /
+    # person's country (ISO 3166 codes), a phone prefix ("+7495"), or a place named in the
+    # company's or person's city and addresses ("Kazan", "Lombardia"). A lead matches the
+    # region condition when any of the three lists matches.
     countries = models.JSONField(_("countries"), default=list, blank=True)
     phone_prefixes = models.JSONField(_("phone prefixes"), default=list, blank=True)
+    places = models.JSONField(_("places"), default=list, blank=True)
     channels = models.JSONField(_("channels"), default=list, blank=True)
     # Matched against the lead's source and its utm_source, ignoring case.
     sources = models.JSONField(_("sources"), default=list, blank=True)

@@ -25,10 +25,19 @@ class RuleWrite(Strict):
     order: int | None = Field(None, ge=0, le=1_000_000)
     is_active: bool | None = None
     countries: list[str] | None = Field(
-        None, max_length=300, description="Phone countries, ISO 3166 codes: RU, AZ, IT …"
+        None,
+        max_length=300,
+        description="ISO 3166 codes (RU, AZ, IT …) of the lead's phone or of its company's "
+        "address.",
     )
     phone_prefixes: list[str] | None = Field(
         None, max_length=300, description='Phone prefixes in E.164, e.g. "+7495" (Moscow).'
+    )
+    places: list[str] | None = Field(
+        None,
+        max_length=300,
+        description="Cities or regions looked for in the city and addresses of the lead's "
+        "company and person, any case; any matches.",
     )
     channels: list[LeadChannel] | None = Field(None, max_length=20)
     sources: list[str] | None = Field(
@@ -53,6 +62,7 @@ class RuleOut(Schema):
     is_active: bool
     countries: list[str]
     phone_prefixes: list[str]
+    places: list[str]
     channels: list[str]
     sources: list[str]
     amount_min: str | None

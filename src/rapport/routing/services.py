@@ -62,6 +62,7 @@ RULE_FIELDS = [
     "is_active",
     "countries",
     "phone_prefixes",
+    "places",
     "channels",
     "sources",
     "amount_min",
@@ -216,14 +217,40 @@ def _fold(text: str) -> str:
     return (text or "").casefold().strip()
 
 
+def _lead_address(lead: Lead) -> tuple[set[str], str]:
+    """The countries and the folded address text of the lead (as given) and of its
+    company and person."""
+    countries: set[str] = set()
+    texts: list[str] = [lead.address]
+    company = lead.company if lead.company_id else None
+    person = lead.person if lead.person_id else None
+    if company is not None:
+        countries.add((company.country or "").upper())
+        texts += [company.city, company.legal_address, company.postal_address]
+    if person is not None:
+        texts += [person.city, person.address]
+    return countries - {""}, " | ".join(_fold(t) for t in texts if t)
+
+
+def _region_matches(rule: RoutingRule, lead: Lead) -> bool:
+    e164 = lead.phone_e164 or ""
+    wanted = set(rule.countries or [])
+    if e164 and phone_region(e164) in wanted:
+        return True
+    if e164 and any(e164.startswith(p) for p in rule.phone_prefixes or []):
+        return True
+    if not (wanted or rule.places):
+        return False
+    countries, address = _lead_address(lead)
+    if countries & wanted:
+        return True
+    return bool(address) and any(_fold(p) in address for p in rule.places or [] if _fold(p))
+
+
 def rule_matches(rule: RoutingRule, lead: Lead) -> bool:
     """Whether every condition of ``rule`` holds for ``lead`` (empty conditions hold)."""
-    if rule.countries or rule.phone_prefixes:
-        e164 = lead.phone_e164 or ""
-        in_country = bool(e164) and phone_region(e164) in set(rule.countries or [])
-        by_prefix = bool(e164) and any(e164.startswith(p) for p in rule.phone_prefixes or [])
-        if not (in_country or by_prefix):
-            return False
+    if (rule.countries or rule.phone_prefixes or rule.places) and not _region_matches(rule, lead):
+        return False
     if rule.channels and lead.channel not in rule.channels:
         return False
     if rule.sources:
@@ -474,6 +501,8 @@ def _rule_clean(
                 _("A phone prefix is “+” and the country code, then more digits, e.g. +7495.")
             ]
         out["phone_prefixes"] = list(dict.fromkeys(prefixes))
+    if "places" in data:
+        out["places"] = list(dict.fromkeys(p[:100] for p in _as_list(data["places"])))
     if "channels" in data:
         channels = _as_list(data["channels"])
         bad = [c for c in channels if c not in LeadChannel.values]
@@ -640,11 +669,16 @@ def rule_sentence(rule: RoutingRule) -> str:
     region: list[str] = []
     if rule.countries:
         region.append(
-            _("the phone is from %(countries)s") % {"countries": _or_list(rule.countries)}
+            _("the phone or the client's country is %(countries)s")
+            % {"countries": _or_list(rule.countries)}
         )
     if rule.phone_prefixes:
         region.append(
             _("the phone starts with %(prefixes)s") % {"prefixes": _or_list(rule.phone_prefixes)}
+        )
+    if rule.places:
+        region.append(
+            _("the client's address mentions %(places)s") % {"places": _or_list(rule.places)}
         )
     if region:
         parts.append(_or_list(region))

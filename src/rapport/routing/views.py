@@ -28,7 +28,7 @@ from rapport.routing.models import (
 )
 from rapport.sales.choices import LeadChannel
 
-RULE_TEXT_FIELDS = ("countries", "phone_prefixes", "sources", "products")
+RULE_TEXT_FIELDS = ("countries", "phone_prefixes", "places", "sources", "products")
 HAND_OVER = ("hand_over_tasks", "hand_over_leads", "hand_over_deals")
 
 

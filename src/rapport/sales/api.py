@@ -183,6 +183,7 @@ def lead_out(lead: Lead) -> dict[str, Any]:
         "phone_e164": lead.phone_e164,
         "email": lead.email,
         "company_name": lead.company_name,
+        "address": lead.address,
         "text": lead.text,
         "interest": lead.interest,
         "amount": _money_or_none(lead.amount),

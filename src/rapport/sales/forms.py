@@ -85,6 +85,7 @@ class LeadForm(CustomFieldsFormMixin):
         widget=forms.TextInput(attrs={"dir": "ltr"}),
     )
     company_name = forms.CharField(label=_("Company name"), max_length=300, required=False)
+    address = forms.CharField(label=_("City or address"), max_length=300, required=False)
     interest = forms.CharField(label=_("Product or service"), max_length=200, required=False)
     amount = forms.CharField(label=_("Estimated amount"), required=False)
     currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices)

@@ -138,6 +138,8 @@ class Lead(Owned):
     company_name = models.CharField(_("company name"), max_length=300, blank=True)
     text = models.TextField(_("request"), blank=True)
     interest = models.CharField(_("product or service"), max_length=200, blank=True)
+    # Where the client is, as they gave it (a web form's city field): routes by region.
+    address = models.CharField(_("city or address"), max_length=300, blank=True)
     amount = models.DecimalField(
         _("estimated amount"), max_digits=16, decimal_places=2, null=True, blank=True
     )

@@ -253,6 +253,7 @@ class LeadOut(Schema):
     phone_e164: str
     email: str
     company_name: str
+    address: str
     text: str
     interest: str
     amount: str | None
@@ -285,6 +286,7 @@ class LeadWrite(Strict):
     phone: str = Field("", max_length=100)
     email: str = Field("", max_length=254)
     company_name: str = Field("", max_length=300)
+    address: str = Field("", max_length=300, description="City or address, as given.")
     text: str = Field("", max_length=10000)
     interest: str = Field("", max_length=200)
     amount: Amount = None
@@ -303,6 +305,7 @@ class LeadPatch(Strict):
     phone: str | None = Field(None, max_length=100)
     email: str | None = Field(None, max_length=254)
     company_name: str | None = Field(None, max_length=300)
+    address: str | None = Field(None, max_length=300)
     text: str | None = Field(None, max_length=10000)
     interest: str | None = Field(None, max_length=200)
     amount: Amount = None

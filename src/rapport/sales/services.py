@@ -55,6 +55,7 @@ LEAD_FIELDS = [
     "phone",
     "email",
     "company_name",
+    "address",
     "text",
     "interest",
     "amount",
@@ -1017,6 +1018,7 @@ def _lead_clean(
     for name, size in (
         ("name", 200),
         ("company_name", 300),
+        ("address", 300),
         ("interest", 200),
         ("utm_source", 100),
         ("utm_medium", 100),
@@ -1274,6 +1276,7 @@ def lead_convert(
                     "emails": emails,
                     "source": lead.source or lead.get_channel_display(),
                     "responsible_id": lead.responsible_id,
+                    "address": lead.address,
                     "employments": [{"company_id": company.pk}] if company else [],
                 },
             )
