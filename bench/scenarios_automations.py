@@ -339,6 +339,7 @@ def latency(
         # how the worker reached the events (decision 0012); the worker inherits this env
         "outbox_dispatcher": bool(getattr(settings, "OUTBOX_DISPATCHER", False)),
         "outbox_poll_seconds": getattr(settings, "OUTBOX_POLL_SECONDS", None),
+        "outbox_dispatchers": getattr(settings, "OUTBOX_DISPATCHERS", None),
     }
     _print(
         f"  answered {len(to_task):,}/{i:,}; commit → task p50 {task_ms.get('p50')} ms, "
