@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
+
 from rapport.core.names import (
     key_similarity,
     name_block_keys,
@@ -42,7 +44,7 @@ NAME_ONLY = 100
 CANDIDATES = 10
 
 
-@dataclass
+@dataclass(slots=True)
 class Known:
     id: int
     key: str
@@ -65,6 +67,49 @@ def _in_parts(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:
         yield values[i : i + size]
 
 
+# Name blocking keys are asked for in parts of this many: with ~2,000 values in one IN
+# (...), SQLite's planner (its statistics say ~150 records per company key at 1M people)
+# scans the whole key table instead of seeking each key (0.16 s a part at 1.7M keys).
+KEY_PART = 500
+
+
+def _select_in(
+    model: Any,
+    columns: list[str],
+    column: str,
+    values: list[Any],
+    *,
+    size: int = 2000,
+    live: bool = False,
+    channel: str = "",
+) -> Iterator[tuple[Any, ...]]:
+    """``model.objects.filter(<column>__in=values[, deleted_at=None][, channel=…])
+    .values_list(*columns)`` as plain parameterised SQL, without ordering: a chunk asks
+    for ~50,000 values, and the ORM's preparation of each IN parameter and each fetched
+    row cost more than the queries themselves. Table and column names come from the
+    model; every value is a parameter."""
+    qn = connection.ops.quote_name
+    meta = model._meta
+    cols = ", ".join(qn(meta.get_field(c).column) for c in columns)
+    where = ""
+    if live:
+        where += f" AND {qn(meta.get_field('deleted_at').column)} IS NULL"
+    extra: list[Any] = []
+    if channel:
+        where += f" AND {qn(meta.get_field('channel').column)} = %s"
+        extra = [channel]
+    target = qn(meta.get_field(column).column)
+    with connection.cursor() as cur:
+        for part in _in_parts(values, size):
+            marks = ", ".join(["%s"] * len(part))
+            cur.execute(
+                f"SELECT {cols} FROM {qn(meta.db_table)} "  # noqa: S608 - names from the model
+                f"WHERE {target} IN ({marks}){where}",
+                [*part, *extra],
+            )
+            yield from cur.fetchall()
+
+
 class ChunkCandidates:
     """The guard's candidates for every row of a chunk, read with a few set-based queries.
 
@@ -83,6 +128,11 @@ class ChunkCandidates:
         self.by_block: dict[str, dict[int, set[int]]] = {"company": {}, "person": {}}
         self.by_tax: dict[str, set[int]] = {}
         self.staff: dict[str, set[int]] = {}  # phone -> people holding it (switchboards)
+        # (kind, name key) -> the records a name finds, with their name scores; rows of a
+        # chunk repeat names (a company on many rows), so each is scored once, until a
+        # record joins or leaves one of the blocks it probes (``put``).
+        self._named: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._named_by_block: dict[tuple[str, int], set[str]] = {}
 
     @classmethod
     def load(cls, rows: list[RowData]) -> ChunkCandidates:
@@ -99,31 +149,33 @@ class ChunkCandidates:
         ids: dict[str, set[int]] = {"company": set(), "person": set()}
         points: list[tuple[str, int, str, str]] = []  # (kind, id, channel, value)
         for channel, values in (("phone", phones), ("email", emails)):
-            for part in _in_parts(values):
-                for pid, cid, value in ContactPoint.objects.filter(
-                    channel=channel, value__in=part
-                ).values_list("person_id", "company_id", "value"):
-                    kind, oid = ("person", pid) if pid is not None else ("company", cid)
-                    if oid is not None:
-                        ids[kind].add(oid)
-                        points.append((kind, oid, channel, value))
-        for part in _in_parts(taxes):
-            ids["company"].update(
-                Company.objects.filter(tax_id__in=part).values_list("id", flat=True)
-            )
+            for pid, cid, value in _select_in(
+                ContactPoint, ["person", "company", "value"], "value", values, channel=channel
+            ):
+                kind, oid = ("person", pid) if pid is not None else ("company", cid)
+                if oid is not None:
+                    ids[kind].add(oid)
+                    points.append((kind, oid, channel, value))
+        ids["company"].update(r[0] for r in _select_in(Company, ["id"], "tax_id", taxes))
         blocks: dict[str, list[tuple[int, int]]] = {"company": [], "person": []}
         key_models: dict[str, Any] = {"company": CompanyNameKey, "person": PersonNameKey}
         for kind, model in key_models.items():
-            for part in _in_parts(sorted(probes[kind])):
-                found = list(model.objects.filter(key__in=part).values_list("key", f"{kind}_id"))
-                blocks[kind].extend(found)
-                ids[kind].update(oid for _k, oid in found)
+            found = list(
+                _select_in(model, ["key", kind], "key", sorted(probes[kind]), size=KEY_PART)
+            )
+            blocks[kind] = found
+            ids[kind].update(oid for _k, oid in found)
         for kind in ("company", "person"):
             self._read(kind, sorted(ids[kind]))
             known = self.known[kind]
+            by_block = self.by_block[kind]
             for block, oid in blocks[kind]:
                 if oid in known:
-                    self.by_block[kind].setdefault(block, set()).add(oid)
+                    members = by_block.get(block)
+                    if members is None:
+                        by_block[block] = {oid}
+                    else:
+                        members.add(oid)
         for kind, oid, channel, value in points:
             k = self.known[kind].get(oid)
             if k is None:
@@ -140,34 +192,28 @@ class ChunkCandidates:
         """Names (and tax ids, legal forms) of the live records among ``ids``."""
         model: Any = Company if kind == "company" else Person
         cols = ["id", "name_key", *(["tax_id", "legal_form"] if kind == "company" else [])]
-        for part in _in_parts(ids):
-            for row in model.objects.filter(id__in=part, deleted_at__isnull=True).values_list(
-                *cols
-            ):
-                self.known[kind][row[0]] = Known(
-                    id=row[0],
-                    key=row[1],
-                    tax_id=row[2] if kind == "company" else "",
-                    form=(row[3] or "") if kind == "company" else "",
-                    detailed=kind == "company",
-                )
+        known = self.known[kind]
+        if kind == "company":
+            for oid, key, tax_id, form in _select_in(model, cols, "id", ids, live=True):
+                known[oid] = Known(id=oid, key=key, tax_id=tax_id, form=form or "")
+        else:
+            for oid, key in _select_in(model, cols, "id", ids, live=True):
+                known[oid] = Known(id=oid, key=key, detailed=False)
 
     def details(self, ids: set[int]) -> None:
         """Read the employments and whether they have other emails, of the people among
         ``ids`` that need them (the candidates a decision looks at), in one go."""
         todo = sorted(i for i in ids if i < PENDING and not self.known["person"][i].detailed)
-        for part in _in_parts(todo):
-            for pid, cid in Employment.objects.filter(person_id__in=part).values_list(
-                "person_id", "company_id"
-            ):
-                self.known["person"][pid].companies.add(cid)
-            for pid, value in ContactPoint.objects.filter(
-                person_id__in=part, channel="email"
-            ).values_list("person_id", "value"):
-                k = self.known["person"][pid]
-                k.other_emails = k.other_emails or value not in k.emails
-            for pid in part:
-                self.known["person"][pid].detailed = True
+        known = self.known["person"]
+        for pid, cid in _select_in(Employment, ["person", "company"], "person", todo):
+            known[pid].companies.add(cid)
+        for pid, value in _select_in(
+            ContactPoint, ["person", "value"], "person", todo, channel="email"
+        ):
+            k = known[pid]
+            k.other_emails = k.other_emails or value not in k.emails
+        for pid in todo:
+            known[pid].detailed = True
 
     def put(self, kind: str, k: Known) -> None:
         """Add or replace a record (one the chunk created or changed)."""
@@ -176,9 +222,15 @@ class ChunkCandidates:
         for email in k.emails:
             self.by_email[kind].setdefault(email, set()).add(k.id)
         old = self.known[kind].get(k.id)
-        if old is None or old.key != k.key or k.id >= PENDING:
-            for block in name_block_keys(k.key):
+        if old is None or old.key != k.key:
+            blocks = name_block_keys(k.key)
+            for block in blocks:
                 self.by_block[kind].setdefault(block, set()).add(k.id)
+            if old is not None:  # renamed: it stays in its earlier blocks, scored anew
+                self._named = {n: v for n, v in self._named.items() if n[0] != kind}
+            for block in blocks:  # names whose candidates a new record joins
+                for cached in self._named_by_block.pop((kind, block), ()):
+                    self._named.pop((kind, cached), None)
         if k.tax_id:
             self.by_tax.setdefault(k.tax_id, set()).add(k.id)
         self.known[kind][k.id] = k
@@ -222,29 +274,45 @@ class ChunkCandidates:
                         merge(oid, score)
         key = name_key(name)
         if key:
-            seen: set[int] = set()
-            sims: dict[str, int] = {}
-            for probe in name_probe_keys(key):
-                for oid in self.by_block[kind].get(probe, ()):
-                    if oid in seen:
-                        continue
-                    seen.add(oid)
-                    other = known[oid].key
-                    sim = sims.get(other)
-                    if sim is None:
-                        sim = sims[other] = (
-                            100
-                            if other == key
-                            else key_similarity(key, other)
-                            if other and _may_reach(key, other, FUZZY_THRESHOLD)
-                            else 0
-                        )
-                    if sim >= FUZZY_THRESHOLD:
-                        merge(oid, min(sim, 90))
+            for oid, score in self._by_name(kind, key):
+                merge(oid, score)
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         if kind == "person" and details:
             self.details({oid for oid, _score in best})
         return [known[oid] for oid, _score in best]
+
+    def _by_name(self, kind: str, key: str) -> list[tuple[int, int]]:
+        """The records in the blocks ``key`` probes whose names reach the threshold, with
+        their name score (at most 90), as ``find_duplicates`` scores them."""
+        hit = self._named.get((kind, key))
+        if hit is not None:
+            return hit
+        known = self.known[kind]
+        out: list[tuple[int, int]] = []
+        seen: set[int] = set()
+        sims: dict[str, int] = {}
+        probes = name_probe_keys(key)
+        for probe in probes:
+            for oid in self.by_block[kind].get(probe, ()):
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                other = known[oid].key
+                sim = sims.get(other)
+                if sim is None:
+                    sim = sims[other] = (
+                        100
+                        if other == key
+                        else key_similarity(key, other)
+                        if other and _may_reach(key, other, FUZZY_THRESHOLD)
+                        else 0
+                    )
+                if sim >= FUZZY_THRESHOLD:
+                    out.append((oid, min(sim, 90)))
+        self._named[(kind, key)] = out
+        for probe in probes:
+            self._named_by_block.setdefault((kind, probe), set()).add(key)
+        return out
 
     def staff_companies(self, phones: list[str], ids: list[int]) -> set[int]:
         """The companies among ``ids`` where a person has one of ``phones``."""

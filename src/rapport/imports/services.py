@@ -53,7 +53,7 @@ from rapport.imports.models import (
     RunStatus,
     Target,
 )
-from rapport.imports.normalize import RowData, normalize_row
+from rapport.imports.normalize import PhoneMemo, RowData, normalize_row
 from rapport.imports.readers import (
     HEADER_SCAN_ROWS,
     MAX_COLUMNS,
@@ -266,13 +266,16 @@ def data_rows(run: ImportRun) -> Iterator[tuple[int, list[str]]]:
             yield number, row
 
 
-def _normalized(run: ImportRun, number: int, cells: list[str]) -> RowData:
+def _normalized(
+    run: ImportRun, number: int, cells: list[str], phones: PhoneMemo | None = None
+) -> RowData:
     return normalize_row(
         row_number=number,
         cells=cells,
         mapping=run.mapping,
         target=run.target,
         default_region=run.default_region,
+        parse=phones or parse_phones,
     )
 
 
@@ -313,6 +316,7 @@ class RunContext:
     people: dict[int, int] = field(default_factory=dict)
     companies: dict[int, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # outcomes of the rows written
+    phones: PhoneMemo = field(default_factory=PhoneMemo)  # a phone cell parsed once a chunk
 
     @classmethod
     def load(cls, run: ImportRun, actor: User | None) -> RunContext:
@@ -428,7 +432,7 @@ def _update_data(
                     values.add(value)
                 continue
             # Token by token: a cell may hold a known number and a new one, or junk.
-            for parsed in parse_phones(raw, default_region=region):
+            for parsed in work.ctx.phones(raw, default_region=region):
                 if parsed.valid and parsed.e164:
                     if parsed.e164 not in values:
                         added.append({"raw": parsed.raw, "region": region})
@@ -634,7 +638,9 @@ def _process_chunk(ctx: RunContext, rows: list[RowData], *, write: bool = True) 
     if not todo:
         return lines
     try:
-        batch = parties.DirectoryBatch(actor=ctx.actor, responsible_id=ctx.run.responsible_id)
+        batch = parties.DirectoryBatch(
+            actor=ctx.actor, responsible_id=ctx.run.responsible_id, parse_phones=ctx.phones
+        )
     except ServiceError as exc:
         for rd, line in todo:
             _error(line, rd, exc)
@@ -763,7 +769,7 @@ def _execute(run: ImportRun, actor: User | None, progress: Progress | None) -> I
     for number, cells in data_rows(run):
         if number - run.header_row <= run.rows_done:
             continue  # committed before a restart
-        chunk.append(_normalized(run, number, cells))
+        chunk.append(_normalized(run, number, cells, ctx.phones))
         if len(chunk) >= CHUNK_ROWS:
             _commit_chunk(ctx, chunk)
             chunk = []
@@ -850,7 +856,7 @@ def run_preview(
     ctx = RunContext(run=run, actor=actor)
     tried: list[RowData] = []
     for number, cells in data_rows(run):
-        rd = _normalized(run, number, cells)
+        rd = _normalized(run, number, cells, ctx.phones)
         if rd.empty:
             continue
         preview.total += 1
