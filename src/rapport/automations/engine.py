@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import logging
 import time
 import zoneinfo
@@ -351,9 +352,9 @@ def runs_insert(rows: list[tuple[Any, ...]]) -> None:
     (a replayed event).
 
     Every event is evaluated by every rule on its trigger, and most evaluations do not
-    match: at 200 rules that is ~20 rows per event, so they go in as one multi-row
-    statement per 500 without a model instance each (building those and the ORM's insert
-    took most of the engine's time)."""
+    match: at 200 rules that is ~20 rows per event, so they go in through one prepared
+    statement without a model instance each (building those and the ORM's insert took most
+    of the engine's time)."""
     if not rows:
         return
     from django.db import connection
@@ -363,23 +364,31 @@ def runs_insert(rows: list[tuple[Any, ...]]) -> None:
     names = [*_RUN_COLUMNS, "at"]
     columns = ", ".join(connection.ops.quote_name(by_name[n].column) for n in names)
     json_field, json_at = by_name["conditions_result"], _RUN_COLUMNS.index("conditions_result")
-    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    now = timezone.now()
+    at = now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
     table = connection.ops.quote_name(meta.db_table)
-    one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    if connection.vendor == "postgresql":
+        # COPY: a quarter of the cost of INSERT per row. No ON CONFLICT there: the callers
+        # left out the runs already logged, and a run logged meanwhile by another worker
+        # (a lease that ran out) makes the batch fail and go one event at a time.
+        raw = connection.connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((*row[:json_at], json.dumps(row[json_at]), *row[json_at + 1 :], at))
+        return
+    marks = ", ".join(["%s"] * len(names))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 - names from the model
+    params = [
+        (
+            *row[:json_at],
+            json_field.get_db_prep_save(row[json_at], connection),
+            *row[json_at + 1 :],
+            at,
+        )
+        for row in rows
+    ]
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            params: list[Any] = []
-            for row in chunk:
-                params.extend(row[:json_at])
-                params.append(json_field.get_db_prep_save(row[json_at], connection))
-                params.extend(row[json_at + 1 :])
-                params.append(at)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} "  # noqa: S608 - names from the model
-                "ON CONFLICT DO NOTHING",
-                params,
-            )
+        cursor.executemany(sql, params)  # SQLite: one C loop; psycopg: a pipeline
 
 
 def _event_rules(event: OutboxEvent) -> list[Rule]:
@@ -438,12 +447,8 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         if event.object_type in OBJECT_MODELS:
             ids.setdefault(event.object_type, set()).add(event.object_id)
     records = {ot: load_many(ot, pks) for ot, pks in ids.items()}
-    rule_ids = {rule.pk for _e, rules in todo for rule in rules}
-    ran = set(  # (rule, occurrence) is the unique index: both named, it is used
-        RuleRun.objects.filter(rule__in=rule_ids, occurrence__in=[f"e{e.pk}" for e, _r in todo])
-        .order_by()
-        .values_list("occurrence", "rule_id")
-    )
+    # No "already ran?" query here: an event's runs commit in one transaction with its
+    # handler-run record, and the outbox gives this handler only events without one.
     limit = max_depth()
     rest: list[OutboxEvent] = []
     runs: list[tuple[Any, ...]] = []
@@ -459,8 +464,6 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         shown = _repr(obj)
         mine: list[tuple[Any, ...]] = []
         for rule in rules:
-            if (occurrence, rule.pk) in ran:
-                continue
             trigger = TRIGGERS[rule.trigger]
             config = rule.trigger_config or {}
             if trigger.test is not None and not trigger.test(payload, obj, config):
