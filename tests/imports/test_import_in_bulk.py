@@ -6,9 +6,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rapport.core.models import AuditEntry, OutboxEvent
 from rapport.imports import services
-from rapport.imports.models import ImportRun, Outcome
+from rapport.imports.models import ImportRun, Outcome, RunStatus
 from rapport.imports.normalize import PhoneMemo
 from rapport.parties.duplicates import find_duplicates
 from rapport.parties.models import Company, ContactPoint, Person, PersonNameKey
@@ -115,3 +117,35 @@ def test_an_import_update_saves_the_fields_bumps_the_version_and_records_it(admi
     # and undo takes it back
     services.run_undo(actor=admin_user, run=run)
     assert Person.objects.get(pk=existing.pk).city == ""
+
+
+def test_valid_rows_only_counts_every_row_for_the_progress_and_reports_each_bad_one(
+    admin_user, tmp_path
+):
+    run = _import(
+        admin_user,
+        tmp_path,
+        [
+            ["Иванов Иван", "", "", "", "not-an-email", "", "", ""],
+            ["", "", "", "", "", "", "", ""],
+            ["Петров Пётр", "", "", "+79120001122", "", "", "", ""],
+        ],
+        valid_rows_only=True,
+    )
+    assert (run.status, run.total_rows, run.rows_done) == (RunStatus.DONE, 3, 3)
+    lines = list(run.rows.order_by("row_number"))
+    assert [line.outcome for line in lines] == [Outcome.ERROR, Outcome.SKIPPED, Outcome.CREATED]
+    assert "not-an-email" in " ".join(lines[0].messages)
+
+
+def test_a_broken_file_with_valid_rows_only_stops_before_anything_is_written(admin_user, tmp_path):
+    path = tmp_path / "clients.csv"
+    good = "".join(f"Иванов Иван{i};+7 912 000{i:04d}\n" for i in range(100))
+    path.write_text(f'ФИО;Телефон\n{good}Петров;"x"y\n', encoding="utf-8")
+    run = services.run_create(actor=admin_user, source=path, file_name=path.name, target="people")
+    services.run_configure(actor=admin_user, run=run, valid_rows_only=True)
+    with pytest.raises(Exception, match="quoting"):
+        services.run_execute(run.pk, actor=admin_user)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert Person.objects.count() == 0

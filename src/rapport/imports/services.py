@@ -747,10 +747,19 @@ def _fail(run_id: int, message: str) -> None:
 
 
 def _execute(run: ImportRun, actor: User | None, progress: Progress | None) -> ImportRun:
-    if run.rows_done == 0:
+    if run.rows_done == 0 and run.valid_rows_only:
+        # Rows with errors are reported one by one as the chunks are written, so nothing
+        # needs deciding before the first write: the pass over the file only counts the rows
+        # (for the progress) and finds a broken file before anything is written; each row is
+        # normalised once, in the write pass.
+        errors = mapping_mod.validate_mapping(run.mapping, run.headers, run.target)
+        if errors:
+            raise FieldErrors(errors)
+        run.total_rows = sum(1 for _row in data_rows(run))
+    elif run.rows_done == 0:
         check = run_validate(run, keep=200)
         run.total_rows = check.total + check.empty
-        if check.invalid and not run.valid_rows_only:
+        if check.invalid:
             run.status = RunStatus.INVALID
             run.error = _(
                 "%(n)s rows have errors; nothing was imported. Fix them, or choose "

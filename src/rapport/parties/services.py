@@ -1586,15 +1586,15 @@ class DirectoryBatch:
                     p.company = st.obj if isinstance(st.obj, Company) else None
                     p.person = st.obj if isinstance(st.obj, Person) else None
                     points.append(p)
-        ContactPoint.objects.bulk_create(points, batch_size=1000)
-        Employment.objects.bulk_create(
+        _objects_insert(ContactPoint, points)
+        _objects_insert(
+            Employment,
             [
                 Employment(person=st.obj, company=c, position=pos, role=role)
                 for st in touched
                 if isinstance(st.obj, Person)
                 for c, pos, role in st.added_jobs
             ],
-            batch_size=1000,
         )
         self._write_keys([st for st in touched if st.keys_changed])
         self._write_tags([st for st in touched if st.tags is not None])
@@ -1648,8 +1648,8 @@ class DirectoryBatch:
                     available_at=now,
                 )
             )
-        AuditEntry.objects.bulk_create(audits, batch_size=500)
-        OutboxEvent.objects.bulk_create(events, batch_size=500)
+        _objects_insert(AuditEntry, audits)
+        _objects_insert(OutboxEvent, events)
         if events:
             from rapport.core.nudge import outbox_nudge_on_commit
 
@@ -1709,6 +1709,22 @@ def _rows_update(model: Any, objs: Sequence[Any], names: list[str]) -> None:
     ]
     with conn.cursor() as cur:
         cur.executemany(sql, params)
+
+
+def _objects_insert(model: Any, objs: Sequence[Any]) -> None:
+    """``bulk_create`` of new rows whose ids nobody reads back (contact points, employments,
+    audit entries, events): each field's value is prepared as the ORM prepares it
+    (``pre_save`` fills the creation times, ``get_db_prep_save`` adapts dates and JSON), but
+    without the SQL compiler's per-value work, which was most of the time of writing them."""
+    if not objs:
+        return
+    conn = transaction.get_connection()
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    _rows_insert(
+        model,
+        [f.name for f in fields],
+        [[f.get_db_prep_save(f.pre_save(o, True), conn) for f in fields] for o in objs],
+    )
 
 
 def _rows_insert(
