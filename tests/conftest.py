@@ -47,6 +47,14 @@ def _quiet_worker(settings: Any) -> None:
     settings.OUTBOX_NUDGE = False
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache (ids are reused after a rollback)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def org(db: Any) -> dict[str, Any]:
     """Organisation -> office -> team A, team B; roles manager (team scope) and rep (own)."""

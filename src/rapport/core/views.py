@@ -34,17 +34,36 @@ def hit_url(object_type: str, object_id: int) -> str:
 def home(request: HttpRequest) -> HttpResponse:
     """The work desk: the manager's day in one screen (see activities.views.desk_context)."""
     from rapport.activities.views import desk_context
-    from rapport.parties.selectors import company_list, person_list
 
     user: Any = request.user
     context = desk_context(request)
-    context["company_count"] = (
-        company_list(user=user).count() if can(user, "company", "view") else 0
-    )
-    context["person_count"] = person_list(user=user).count() if can(user, "person", "view") else 0
     if getattr(request, "htmx", False) and request.GET.get("client"):
         return render(request, "activities/_desk_client.html", context)
+    context.update(_directory_counts(user))
     return render(request, "core/home.html", context)
+
+
+DESK_COUNTS_SECONDS = 60
+
+
+def _directory_counts(user: Any) -> dict[str, int]:
+    """How many companies and people the user sees: a count over the whole scoped directory
+    (a million rows is a full index scan), so kept a minute per user."""
+    from django.core.cache import cache
+
+    from rapport.parties.selectors import company_list, person_list
+
+    key = f"rapport:desk-counts:{user.pk}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = {
+            "company_count": (
+                company_list(user=user).count() if can(user, "company", "view") else 0
+            ),
+            "person_count": person_list(user=user).count() if can(user, "person", "view") else 0,
+        }
+        cache.set(key, counts, DESK_COUNTS_SECONDS)
+    return dict(counts)
 
 
 @login_required

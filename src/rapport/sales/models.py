@@ -263,6 +263,8 @@ class Deal(Owned):
         indexes = [
             models.Index(fields=["pipeline", "status", "stage", "-id"], name="deal_board_idx"),
             models.Index(fields=["responsible", "-id"], name="deal_resp_idx"),
+            # a manager's deals in one stage (the deal list filtered by both)
+            models.Index(fields=["responsible", "stage", "-id"], name="deal_resp_stage_idx"),
             models.Index(fields=["team", "-id"], name="deal_team_idx"),
             models.Index(fields=["status", "stage_deadline"], name="deal_deadline_idx"),
             models.Index(fields=["company", "-id"], name="deal_company_idx"),
