@@ -207,3 +207,24 @@ def test_handled_events_leave_the_outbox_after_the_keep_period_failed_ones_stay(
     settings.OUTBOX_KEEP_DAYS = 0
     OutboxEvent.objects.update(status="done", available_at=week_ago, processed_at=week_ago)
     assert events.outbox_prune() == 0
+
+
+def test_a_batch_handler_with_nothing_to_do_for_an_event_leaves_no_trace_of_it(db, monkeypatch):
+    monkeypatch.setattr(events, "_HANDLERS", [])
+    seen: list[str] = []
+
+    @events.batch_handler(
+        "company.*",
+        key="test.picky",
+        one=lambda e: None,
+        wants=lambda e: e.payload["name"] != "Skip",
+    )
+    def many(batch):
+        seen.extend(e.payload["name"] for e in batch)
+        return []
+
+    _company_event("Acme"), _company_event("Skip")
+    events.outbox_dispatch()
+    assert seen == ["Acme"]
+    assert list(HandlerRun.objects.values_list("event__payload__name", flat=True)) == ["Acme"]
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"done"}

@@ -486,7 +486,9 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
 
 
 for _name in BY_EVENT:
-    batch_handler(_name, key="automations.rules", one=on_event)(on_events)
+    batch_handler(
+        _name, key="automations.rules", one=on_event, wants=lambda e: bool(_event_rules(e))
+    )(on_events)
 
 
 # --- dates and schedules ----------------------------------------------------------------------

@@ -80,6 +80,7 @@ class _Registered:
     name: str
     func: Handler
     batch: BatchHandler | None = None
+    wants: Callable[[OutboxEvent], bool] | None = None
 
 
 _HANDLERS: list[_Registered] = []
@@ -100,18 +101,23 @@ def handler(pattern: str, *, key: str | None = None) -> Callable[[Handler], Hand
 
 
 def batch_handler(
-    pattern: str, *, key: str, one: Handler
+    pattern: str,
+    *,
+    key: str,
+    one: Handler,
+    wants: Callable[[OutboxEvent], bool] | None = None,
 ) -> Callable[[BatchHandler], BatchHandler]:
     """Register a handler that takes a claim's matching events at once.
 
     The batch function runs in one transaction with the run records of the events it
     handled; it returns the events to be handled one by one by ``one`` instead. If it
     fails, every event of the batch is handled one by one, so one bad event costs only
-    itself.
+    itself. ``wants`` (cheap, no query) tells an event the handler has nothing to do for
+    right now (no rule listens to it): such an event is passed over without a run record.
     """
 
     def register(func: BatchHandler) -> BatchHandler:
-        _HANDLERS.append(_Registered(pattern, key, one, func))
+        _HANDLERS.append(_Registered(pattern, key, one, func, wants))
         return func
 
     return register
@@ -239,8 +245,11 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
         order.setdefault(registered.name, index)
     for event in events:
         for registered in _registered_for(event.name):
-            if (event.pk, registered.name) not in ran:
-                plan.setdefault(registered.name, (registered, []))[1].append(event)
+            if (event.pk, registered.name) in ran:
+                continue
+            if registered.wants is not None and not registered.wants(event):
+                continue
+            plan.setdefault(registered.name, (registered, []))[1].append(event)
     errors: dict[int, list[str]] = {}
     for name in sorted(plan, key=lambda n: order.get(n, 0)):
         registered, todo = plan[name]
