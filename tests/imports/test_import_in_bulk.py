@@ -149,3 +149,19 @@ def test_a_broken_file_with_valid_rows_only_stops_before_anything_is_written(adm
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert Person.objects.count() == 0
+
+
+def test_each_report_line_points_at_the_person_and_company_of_its_row(admin_user, tmp_path):
+    pairs = [
+        ("Иванов Иван", "Ромашка"), ("Петрова Анна", "Василёк"), ("Сидоров Олег", "Кристалл"),
+        ("Кузнецова Мария", "Вектор"), ("Орлов Глеб", "Гранит"), ("Зайцева Ольга", "Меридиан"),
+        ("Морозов Пётр", "Сфера"), ("Волкова Нина", "Альтаир"), ("Лебедев Юрий", "Полюс"),
+    ]  # fmt: skip
+    rows = [[name, f"ООО {company}", "", "", "", "", "", ""] for name, company in pairs]
+    run = _import(admin_user, tmp_path, rows)
+    for line, row in zip(run.rows.order_by("row_number"), rows, strict=True):
+        assert line.outcome == Outcome.CREATED
+        person = Person.objects.get(pk=line.person_id)
+        assert person.full_name == row[0]
+        assert Company.objects.get(pk=line.company_id).short_name in (row[1], row[1][4:] + " ООО")
+        assert list(person.employments.values_list("company_id", flat=True)) == [line.company_id]

@@ -1557,10 +1557,8 @@ class DirectoryBatch:
         """Write everything staged; afterwards every staged record has its id."""
         now = timezone.now()
         new = {k: [st for st in self.order if _kind(st.obj) == k] for k in ("company", "person")}
-        Company.objects.bulk_create(
-            [st.obj for st in new["company"] if isinstance(st.obj, Company)]
-        )
-        Person.objects.bulk_create([st.obj for st in new["person"] if isinstance(st.obj, Person)])
+        _objects_insert(Company, [st.obj for st in new["company"]], ids=True)
+        _objects_insert(Person, [st.obj for st in new["person"]], ids=True)
         for st in self.order:
             self._by_pk[(_kind(st.obj), st.obj.pk)] = st
         changed = [st for st in self.staged.values() if st.dirty]
@@ -1711,38 +1709,56 @@ def _rows_update(model: Any, objs: Sequence[Any], names: list[str]) -> None:
         cur.executemany(sql, params)
 
 
-def _objects_insert(model: Any, objs: Sequence[Any]) -> None:
-    """``bulk_create`` of new rows whose ids nobody reads back (contact points, employments,
-    audit entries, events): each field's value is prepared as the ORM prepares it
+def _objects_insert(model: Any, objs: Sequence[Any], *, ids: bool = False) -> None:
+    """``bulk_create`` of new rows: each field's value is prepared as the ORM prepares it
     (``pre_save`` fills the creation times, ``get_db_prep_save`` adapts dates and JSON), but
-    without the SQL compiler's per-value work, which was most of the time of writing them."""
+    without the SQL compiler's per-value work, which was most of the time of writing them.
+    ``ids``: the new ids are read back (RETURNING, in the order of the rows, as
+    ``bulk_create`` reads them on SQLite >= 3.35 and PostgreSQL) and set on the objects."""
     if not objs:
         return
     conn = transaction.get_connection()
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    _rows_insert(
+    new_ids = _rows_insert(
         model,
         [f.name for f in fields],
         [[f.get_db_prep_save(f.pre_save(o, True), conn) for f in fields] for o in objs],
+        returning=model._meta.pk.column if ids else "",
     )
+    for obj, pk in zip(objs if ids else (), new_ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, conn.alias
 
 
 def _rows_insert(
-    model: Any, names: list[str], rows: Sequence[Sequence[Any]], batch: int = 500
-) -> None:
+    model: Any,
+    names: list[str],
+    rows: Sequence[Sequence[Any]],
+    batch: int = 500,
+    *,
+    returning: str = "",
+) -> list[Any]:
     """Insert ``rows`` (tuples of database values for the fields ``names``) with multi-row
-    INSERTs, without model instances; for plain columns only (no defaults are applied)."""
+    INSERTs, without model instances; for plain columns only (no defaults are applied).
+    ``returning``: a column whose values of the new rows are returned, in order."""
+    out: list[Any] = []
     if not rows:
-        return
+        return out
     conn = transaction.get_connection()
     qn = conn.ops.quote_name
     columns = ", ".join(qn(model._meta.get_field(n).column) for n in names)
     one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    tail = f" RETURNING {qn(returning)}" if returning else ""
+    batch = max(1, min(batch, 30_000 // len(names)))  # SQLite takes 32,766 parameters
     with conn.cursor() as cur:
         for i in range(0, len(rows), batch):
             part = rows[i : i + batch]
             cur.execute(
                 f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - names from the model
-                + ", ".join([one] * len(part)),
+                + ", ".join([one] * len(part))
+                + tail,
                 [v for row in part for v in row],
             )
+            if returning:
+                out.extend(r[0] for r in cur.fetchall())
+    return out
