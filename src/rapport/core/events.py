@@ -247,7 +247,7 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
         for registered in _registered_for(event.name):
             if (event.pk, registered.name) in ran:
                 continue
-            if registered.wants is not None and not registered.wants(event):
+            if registered.wants is not None and not _wanted(registered, event):
                 continue
             plan.setdefault(registered.name, (registered, []))[1].append(event)
     errors: dict[int, list[str]] = {}
@@ -261,6 +261,14 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
                 errors.setdefault(event.pk, []).append(error)
     _settle(events, errors)
     return errors
+
+
+def _wanted(registered: _Registered, event: OutboxEvent) -> bool:
+    try:
+        return bool(registered.wants and registered.wants(event))
+    except Exception:  # let the handler run and record its own error
+        log.warning("handler %s could not tell whether it wants an event", registered.name)
+        return True
 
 
 def _settle(events: list[OutboxEvent], errors: dict[int, list[str]]) -> None:
