@@ -275,6 +275,8 @@ if Q_SYNC:
 # Outbox dispatch: how long a claimed event is leased before the reaper re-queues it.
 OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 120)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
+# /health/ready answers 503 when an event due this long ago is still waiting (worker down).
+HEALTH_OUTBOX_MAX_SECONDS = env_int("HEALTH_OUTBOX_MAX_SECONDS", 300)
 # Handled events (and their handler-run records) are removed after this many days; failed
 # ones stay for the administrator. 0 keeps them all.
 OUTBOX_KEEP_DAYS = env_int("OUTBOX_KEEP_DAYS", 7)

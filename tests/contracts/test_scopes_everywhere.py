@@ -165,6 +165,8 @@ PAGE_ROUTES: dict[str, str] = {
     "home": "list",
     "search": "list",
     "login": "public",
+    "health-live": "public",
+    "health-ready": "public",
     "logout": "self",
     "profile": "self",
     "token-revoke": "own-token",

@@ -1,9 +1,11 @@
 from django.urls import path
 
-from rapport.core import views
+from rapport.core import health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
     path("search/", views.search, name="search"),
     path(
         "files/<str:object_type>/<int:object_id>/add/",
