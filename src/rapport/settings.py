@@ -177,6 +177,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Login lockout (R5): after LOGIN_MAX_FAILURES failures within LOGIN_LOCKOUT_MINUTES.
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 10)
 LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+# Failed logins are kept this many days for review (the security log has them too).
+LOGIN_ATTEMPTS_KEEP_DAYS = env_int("LOGIN_ATTEMPTS_KEEP_DAYS", 30)
 
 # Sessions: absolute lifetime and idle timeout (R6), both configurable.
 SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_HOURS", 12) * 3600

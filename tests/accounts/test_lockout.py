@@ -256,3 +256,21 @@ def test_concurrent_attempts_from_20_addresses_check_no_more_than_the_limit(
     assert not errors
     assert LoginAttempt.objects.filter(username="alice").count() == ATTEMPTS
     assert counting_hasher.verified <= settings.LOGIN_MAX_FAILURES
+
+
+def test_old_failed_logins_are_forgotten_and_recent_ones_still_lock(db, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from rapport.accounts.models import LoginAttempt
+    from rapport.accounts.services import login_attempts_prune
+
+    settings.LOGIN_ATTEMPTS_KEEP_DAYS = 30
+    old = LoginAttempt.objects.create(username="mallory", ip="127.0.0.1")
+    LoginAttempt.objects.filter(pk=old.pk).update(at=timezone.now() - dt.timedelta(days=31))
+    LoginAttempt.objects.create(username="mallory", ip="127.0.0.1")
+    assert login_attempts_prune() == 1
+    assert LoginAttempt.objects.count() == 1
+    settings.LOGIN_ATTEMPTS_KEEP_DAYS = 0  # never shorter than the lockout window
+    assert login_attempts_prune() == 0

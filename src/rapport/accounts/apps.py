@@ -6,3 +6,6 @@ class AccountsConfig(AppConfig):
     name = "rapport.accounts"
     label = "accounts"
     verbose_name = _("Users and teams")
+
+    def ready(self) -> None:
+        from rapport.accounts import jobs  # noqa: F401  (registers the login-attempts upkeep)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import zoneinfo
 from typing import Any
@@ -13,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from rapport.accounts.models import ApiToken, Role, Team, User
+from rapport.accounts.models import ApiToken, LoginAttempt, Role, Team, User
 from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.errors import FieldErrors, PermissionDenied
 from rapport.core.scopes import ACTIONS, OBJECT_TYPES, SCOPES
@@ -335,3 +336,12 @@ def api_token_authenticate(raw: str) -> User | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def login_attempts_prune(*, now: Any = None) -> int:
+    """Forget failed logins older than ``LOGIN_ATTEMPTS_KEEP_DAYS`` (the lockout needs only
+    the last ``LOGIN_LOCKOUT_MINUTES``); the security log keeps its own lines."""
+    days = int(getattr(settings, "LOGIN_ATTEMPTS_KEEP_DAYS", 30))
+    keep = max(dt.timedelta(days=days), dt.timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES))
+    cutoff = (now or timezone.now()) - keep
+    return int(LoginAttempt.objects.filter(at__lt=cutoff).delete()[0])
