@@ -289,7 +289,9 @@ def _copy_db(url: str) -> str:
         shutil.copyfile(src, dst)
         return f"sqlite:///{dst}"
     import psycopg
+    from django.db import connections
 
+    connections.close_all()  # a template database must have no other session
     name = parsed.path.lstrip("/")
     work = f"{name}_work"
     admin = urlunparse(parsed._replace(path="/postgres", scheme="postgresql"))
