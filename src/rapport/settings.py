@@ -286,6 +286,9 @@ OUTBOX_KEEP_DAYS = env_int("OUTBOX_KEEP_DAYS", 7)
 # LISTEN/NOTIFY on PostgreSQL, polling every OUTBOX_POLL_SECONDS on SQLite (and as a
 # fallback on PostgreSQL). Off: a django-q2 task per committing transaction, as before.
 OUTBOX_DISPATCHER = env_bool("OUTBOX_DISPATCHER", True)
+# Off: nothing tells a worker about new events (benchmarks and tests that dispatch themselves);
+# the periodic sweep still finds them.
+OUTBOX_NUDGE = env_bool("OUTBOX_NUDGE", True)
 OUTBOX_DISPATCHERS = env_int("OUTBOX_DISPATCHERS", 1)  # dispatch loops per `rapport worker`
 OUTBOX_POLL_SECONDS = float(env_str("OUTBOX_POLL_SECONDS", "0.05"))
 # Automation rules: how deep a chain of rules triggering rules may go (loops stop there),

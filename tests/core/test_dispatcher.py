@@ -151,8 +151,8 @@ def test_an_event_recorded_while_the_worker_runs_is_handled_within_a_moment(
     with _running(loop):
         time.sleep(0.2)  # the loop is idle, waiting
         ids = _record()
-        took = _wait_until(_done(ids), seconds=2)
-    assert took < 1
+        took = _wait_until(_done(ids), seconds=5)
+    assert took < 3  # a loaded 2-core CI machine; the periodic sweep would take a minute
     assert [pk for pk, _ in handled["first"]] == ids
     assert [pk for pk, _ in handled["second"]] == ids
 
@@ -164,12 +164,12 @@ def test_on_postgresql_a_commit_wakes_the_worker_at_once(shared_db, handled, set
     with _running(loop):
         time.sleep(0.3)
         first = _record()
-        took_first = _wait_until(_done(first), seconds=2)
+        took_first = _wait_until(_done(first), seconds=5)
         time.sleep(0.3)
         second = _record(3)
-        took_second = _wait_until(_done(second), seconds=2)
-    assert took_first < 1
-    assert took_second < 1
+        took_second = _wait_until(_done(second), seconds=5)
+    assert took_first < 3  # well under the loop's own 10 s look: NOTIFY woke it
+    assert took_second < 3
     assert loop.wakeups >= 2
 
 
@@ -237,7 +237,7 @@ def test_the_worker_stops_at_once_when_told_even_while_waiting(shared_db, handle
         loop.stop()
         thread.join(timeout=5)
         took = time.monotonic() - stopped_at
-    assert took < 1
+    assert took < 3  # not the 10 s it would otherwise wait
 
 
 def test_the_worker_carries_on_after_a_database_error(shared_db, worker_running, handled):
@@ -248,7 +248,7 @@ def test_the_worker_carries_on_after_a_database_error(shared_db, worker_running,
             cursor.execute("ALTER TABLE core_outboxevent RENAME TO core_outboxevent_away")
         outbox_nudge()  # PostgreSQL: wakes the loop, which meets the error at once
         try:
-            _wait_until(lambda: loop.errors >= 1, seconds=2)
+            _wait_until(lambda: loop.errors >= 1, seconds=5)
             time.sleep(0.3)
         finally:
             with connection.cursor() as cursor:
@@ -265,7 +265,7 @@ def test_the_worker_reconnects_when_postgresql_drops_its_connections(shared_db, 
     settings.OUTBOX_NUDGE = True
     loop = DispatchLoop(poll_seconds=10)
     with _running(loop):
-        _wait_until(_done(_record()), seconds=2)  # both connections are open now
+        _wait_until(_done(_record()), seconds=5)  # both connections are open now
         with connection.cursor() as cursor:  # an administrator, a failover, a restart
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
