@@ -44,6 +44,7 @@ from rapport.automations.schema import (
     fields_for,
     load,
     load_many,
+    model_for,
 )
 from rapport.automations.triggers import (
     BY_EVENT,
@@ -500,17 +501,19 @@ def _org_tz() -> dt.tzinfo:
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
+def _live_records(object_type: str) -> Any:
+    """Every record of the kind not in the recycle bin, in id order (the rules' clock acts
+    for the organisation, not for a user: no scope applies)."""
+    qs = model_for(object_type)._default_manager.order_by("pk")
+    return qs.filter(deleted_at__isnull=True) if hasattr(qs.model, "deleted_at") else qs
+
+
 def _date_matches(rule: Rule, local_day: dt.date) -> Any:
     """Records whose date field makes ``rule`` fire on ``local_day``."""
     config = rule.trigger_config or {}
     object_type, path = config["object_type"], config["field"]
     target = local_day - dt.timedelta(days=int(config.get("offset_days") or 0))
-    model = OBJECT_MODELS[object_type]
-    from django.apps import apps
-
-    qs = apps.get_model(*model)._default_manager.all()
-    if hasattr(qs.model, "deleted_at"):
-        qs = qs.filter(deleted_at__isnull=True)
+    qs = _live_records(object_type)
     if path.startswith("custom."):
         return qs.filter(**{f"custom_fields__{path[7:]}": target.isoformat()})
     if path == "birthday":  # every year; 29 February is kept on the 28th in other years
@@ -576,13 +579,9 @@ def _fire_each(rule: Rule, moment: str, object_type: str) -> int:
     """A schedule "for each record": every record of the kind that meets the rule's
     conditions gets the actions once for this moment. Records that do not are not logged
     (a daily rule over a large base would write a row per record per day)."""
-    from django.apps import apps
-
     fields = fields_cached(object_type)
-    model = apps.get_model(*OBJECT_MODELS[object_type])
-    qs = model._default_manager.select_related(*RELATIONS.get(object_type, ())).order_by("pk")
-    if hasattr(model, "deleted_at"):
-        qs = qs.filter(deleted_at__isnull=True)
+    model = model_for(object_type)
+    qs = _live_records(object_type).select_related(*RELATIONS.get(object_type, ()))
     # Read first, act after: the actions may change the records being read.
     matching = [
         obj.pk

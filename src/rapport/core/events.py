@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from rapport.core.models import HandlerRun, OutboxEvent
@@ -358,3 +358,17 @@ def outbox_prune(*, now: Any = None, chunk: int = 5000) -> int:
         with transaction.atomic():
             HandlerRun.objects.filter(event_id__in=ids).delete()
             removed += OutboxEvent.objects.filter(pk__in=ids).delete()[0]
+
+
+def outbox_backlog() -> dict[str, Any]:
+    """How far behind the worker is: the age of the oldest event due and not yet handled,
+    and how many failed for good (an administrator's matter, not a reason to stop traffic)."""
+    now = timezone.now()
+    due = OutboxEvent.objects.filter(
+        status__in=[OutboxEvent.Status.PENDING, OutboxEvent.Status.CLAIMED], available_at__lte=now
+    ).aggregate(oldest=Min("available_at"))["oldest"]
+    failed = OutboxEvent.objects.filter(status=OutboxEvent.Status.FAILED).count()
+    return {
+        "oldest_waiting_seconds": round((now - due).total_seconds(), 1) if due else 0.0,
+        "failed": failed,
+    }

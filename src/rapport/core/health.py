@@ -11,33 +11,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Min
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from rapport.core.events import outbox_backlog
 
 
 @never_cache
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
-
-
-def outbox_state() -> dict[str, Any]:
-    """How far behind the worker is: the age of the oldest event due and not yet handled,
-    and how many failed for good (an administrator's matter, not a reason to stop traffic)."""
-    from rapport.core.models import OutboxEvent
-
-    now = timezone.now()
-    due = OutboxEvent.objects.filter(
-        status__in=[OutboxEvent.Status.PENDING, OutboxEvent.Status.CLAIMED], available_at__lte=now
-    ).aggregate(oldest=Min("available_at"))["oldest"]
-    failed = OutboxEvent.objects.filter(status=OutboxEvent.Status.FAILED).count()
-    return {
-        "oldest_waiting_seconds": round((now - due).total_seconds(), 1) if due else 0.0,
-        "failed": failed,
-    }
 
 
 @never_cache
@@ -49,7 +33,7 @@ def ready(request: HttpRequest) -> JsonResponse:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         body["database"] = "ok"
-        body["outbox"] = outbox_state()
+        body["outbox"] = outbox_backlog()
     except DatabaseError as exc:
         body["database"] = "unreachable"
         problems.append(f"database: {exc.__class__.__name__}")

@@ -55,12 +55,18 @@ def outbox_nudge() -> None:
         except DatabaseError:  # the loop's own poll and the sweep find the events anyway
             log.warning("could not notify the outbox dispatcher", exc_info=True)
         return
+    queue_task("rapport.core.tasks.outbox_dispatch", group="outbox")
+
+
+def queue_task(func: str, *, group: str) -> None:
+    """Ask the django-q2 cluster to run ``func`` soon. Best effort: every such job also runs
+    on a schedule, so a queue that cannot be reached only delays it."""
     try:
         from django_q.tasks import async_task
 
-        async_task("rapport.core.tasks.outbox_dispatch", q_options={"group": "outbox"})
-    except Exception:  # the periodic sweep delivers it anyway
-        log.warning("could not nudge the worker; the periodic sweep will dispatch", exc_info=True)
+        async_task(func, q_options={"group": group})
+    except Exception:
+        log.warning("could not queue %s; its periodic run will do it", func, exc_info=True)
 
 
 def _notified() -> None:

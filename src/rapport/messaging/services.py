@@ -25,6 +25,7 @@ from rapport.core.audit import audit_record, diff, snapshot
 from rapport.core.emails import normalize_email, split_email_field
 from rapport.core.errors import FieldErrors
 from rapport.core.events import after_dispatch, in_dispatch
+from rapport.core.nudge import nudge_enabled, queue_task
 from rapport.core.phones import parse_phone
 from rapport.messaging.models import (
     ChannelSettings,
@@ -121,14 +122,9 @@ def _check_url(url: str, field: str) -> str:
 
 
 def messages_nudge() -> None:
-    if not getattr(settings, "OUTBOX_NUDGE", True):
+    if not nudge_enabled():
         return
-    try:
-        from django_q.tasks import async_task
-
-        async_task("rapport.messaging.jobs.deliver_due", q_options={"group": "messaging"})
-    except Exception:  # the periodic sweep delivers it anyway
-        log.warning("could not nudge the worker; the periodic sweep will deliver", exc_info=True)
+    queue_task("rapport.messaging.jobs.deliver_due", group="messaging")
 
 
 def _nudge_after_commit() -> None:
