@@ -45,3 +45,16 @@ def dispatch() -> Any:
                 return total
 
     return run
+
+
+@pytest.fixture
+def rule_log(admin_user: Any) -> Any:
+    """A rule's lines of the execution log as an administrator sees them filtered by that
+    rule (an event's grouped "conditions not met" row reads as the rule's own run)."""
+    from rapport.automations.selectors import run_entries, run_list
+
+    def lines(rule: Any, **filters: Any) -> list[Any]:
+        runs = list(run_list(user=admin_user, rule_id=rule.pk, **filters).order_by("id"))
+        return [entry["run"] for entry in run_entries(runs, rule_id=rule.pk)]
+
+    return lines

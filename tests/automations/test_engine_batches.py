@@ -29,16 +29,16 @@ def _big_deal_rule(admin: Any) -> Any:
 
 
 def test_in_one_claim_only_the_deals_that_meet_the_conditions_get_a_task(
-    admin_user, alice, make_deal, dispatch
+    admin_user, alice, make_deal, dispatch, rule_log
 ):
     rule = _big_deal_rule(admin_user)
     small = [make_deal(alice, f"Small {i}", amount="500") for i in range(5)]
     big = make_deal(alice, "Boilers", amount="250000")
     dispatch()
     assert list(Task.objects.values_list("title", flat=True)) == ["Call Boilers"]
-    runs = dict(RuleRun.objects.filter(rule=rule).values_list("object_id", "outcome"))
+    runs = {r.object_id: r.outcome for r in rule_log(rule)}
     assert runs == {**{d.pk: RunOutcome.NO_MATCH for d in small}, big.pk: RunOutcome.DONE}
-    no_match = RuleRun.objects.get(rule=rule, object_id=small[0].pk)
+    (no_match,) = rule_log(rule, object_id=small[0].pk)
     assert no_match.object_repr == "Small 0"
     assert no_match.event_name == "deal.created"
     assert no_match.conditions_result == [
@@ -47,7 +47,7 @@ def test_in_one_claim_only_the_deals_that_meet_the_conditions_get_a_task(
 
 
 def test_a_claim_replayed_after_a_crash_logs_each_run_once_and_acts_once(
-    admin_user, alice, make_deal, dispatch
+    admin_user, alice, make_deal, dispatch, rule_log
 ):
     rule = _big_deal_rule(admin_user)
     make_deal(alice, "Small", amount="500")
@@ -58,12 +58,12 @@ def test_a_claim_replayed_after_a_crash_logs_each_run_once_and_acts_once(
 
     HandlerRun.objects.all().delete()  # ... and the worker died before recording its runs
     dispatch()
-    assert RuleRun.objects.filter(rule=rule).count() == 2
+    assert len(rule_log(rule)) == 2
     assert Task.objects.filter(title="Call Boilers").count() == 1
 
 
 def test_a_field_changed_rule_in_a_claim_reads_each_events_own_change(
-    admin_user, alice, make_deal, dispatch
+    admin_user, alice, make_deal, dispatch, rule_log
 ):
     rule = rule_save(
         actor=admin_user,
@@ -79,11 +79,11 @@ def test_a_field_changed_rule_in_a_claim_reads_each_events_own_change(
     deal_update(actor=alice, deal=b, data={"amount": "10"})
     dispatch()
     assert list(Task.objects.values_list("title", flat=True)) == ["Papers for Acme"]
-    assert RuleRun.objects.filter(rule=rule).count() == 1  # the other change is not its trigger
+    assert len(rule_log(rule)) == 1  # the other change is not its trigger
 
 
 def test_the_log_drops_old_runs_that_did_nothing_and_keeps_those_that_acted(
-    admin_user, alice, make_deal, dispatch, settings
+    admin_user, alice, make_deal, dispatch, settings, rule_log
 ):
     settings.AUTOMATION_NO_MATCH_LOG_DAYS = 30
     rule = _big_deal_rule(admin_user)
@@ -94,7 +94,7 @@ def test_the_log_drops_old_runs_that_did_nothing_and_keeps_those_that_acted(
     make_deal(alice, "Small new", amount="500")
     dispatch()
     assert runs_prune() == 1
-    kept = set(RuleRun.objects.filter(rule=rule).values_list("object_repr", flat=True))
+    kept = {r.object_repr for r in rule_log(rule)}
     assert kept == {"Big old", "Small new"}
     settings.AUTOMATION_NO_MATCH_LOG_DAYS = 0
     RuleRun.objects.update(at=timezone.now() - dt.timedelta(days=3650))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rapport.automations.conditions import OPERATORS, conditions_check, conditions_clean
-from rapport.automations.models import RuleRun, RunOutcome
+from rapport.automations.models import RunOutcome
 from rapport.automations.schema import fields_for, load
 from rapport.automations.services import rule_save
 from rapport.core.errors import FieldErrors
@@ -383,7 +383,9 @@ def test_changed_operators_are_refused_for_a_trigger_without_a_change(db):
     ]
 
 
-def test_changed_to_runs_the_rule_only_on_that_change(admin_user, alice, make_deal, dispatch):
+def test_changed_to_runs_the_rule_only_on_that_change(
+    admin_user, alice, make_deal, dispatch, rule_log
+):
     rule = rule_save(
         actor=admin_user,
         data={
@@ -397,8 +399,8 @@ def test_changed_to_runs_the_rule_only_on_that_change(admin_user, alice, make_de
     deal = deal_update(actor=alice, deal=deal, data={"source": "Tender"})
     deal_update(actor=alice, deal=deal, data={"amount": "10"})
     dispatch()
-    runs = RuleRun.objects.filter(rule=rule).order_by("event_id")
-    assert list(runs.values_list("outcome", flat=1)) == [RunOutcome.DONE, RunOutcome.NO_MATCH]
+    runs = sorted(rule_log(rule), key=lambda r: r.event_id)
+    assert [r.outcome for r in runs] == [RunOutcome.DONE, RunOutcome.NO_MATCH]
 
 
 # --- all / any -------------------------------------------------------------------------------

@@ -126,6 +126,48 @@ def test_the_log_lists_runs_with_conditions_and_actions(
     assert "Acme" not in only_failed
 
 
+def test_rules_an_event_did_not_meet_share_one_log_line_that_each_rule_reads_as_its_own(
+    admin_client, admin_user, alice, make_deal, dispatch
+):
+    from rapport.automations.services import rule_save
+
+    rules = [
+        rule_save(
+            actor=admin_user,
+            data={
+                "name": f"Over {limit}",
+                "trigger": "deal.created",
+                "conditions": {"items": [{"field": "amount", "op": "gt", "value": limit}]},
+                "actions": [{"type": "create_task", "params": {"title": "Call"}}],
+            },
+        )
+        for limit in (1000, 2000)
+    ]
+    deal = make_deal(alice, "Tiny", amount="5")
+    dispatch()
+    assert RuleRun.objects.count() == 1  # one line for the event, not one per rule
+    page = admin_client.get(reverse("rule-runs")).content.decode()
+    assert "2 rules" in page
+    assert "Over 1000" in page
+    assert "Over 2000" in page
+    for rule in rules:
+        mine = admin_client.get(reverse("rule-runs") + f"?rule={rule.pk}").content.decode()
+        assert rule.name in mine
+        assert "Tiny" in mine
+        api = admin_client.get(f"/api/v1/automation/runs?rule={rule.pk}").json()
+        assert [(r["rule_id"], r["rule_ids"], r["object_id"], r["outcome"]) for r in api] == [
+            (rule.pk, [rule.pk], deal.pk, "no_match")
+        ]
+        limit = rule.conditions["items"][0]["value"]
+        assert api[0]["conditions_result"] == [
+            {"field": "amount", "op": "gt", "value": limit, "actual": "5.00", "ok": False}
+        ]
+    (whole,) = admin_client.get("/api/v1/automation/runs").json()
+    assert whole["rule_id"] is None
+    assert whole["rule_ids"] == [r.pk for r in rules]
+    assert [part["rule"] for part in whole["conditions_result"]] == [r.pk for r in rules]
+
+
 def test_people_who_are_not_administrators_do_not_see_rules(client, alice):
     client.force_login(alice)
     assert client.get(reverse("rule-list")).status_code == 404

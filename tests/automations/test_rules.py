@@ -55,14 +55,14 @@ def test_a_big_deal_is_assigned_to_the_head_of_sales_who_is_notified(
 
 
 def test_a_small_deal_is_left_alone_and_the_log_says_why(
-    admin_user, alice, head_of_sales, make_deal, dispatch
+    admin_user, alice, head_of_sales, make_deal, dispatch, rule_log
 ):
-    _big_deal_rule(admin_user, head_of_sales)
+    rule = _big_deal_rule(admin_user, head_of_sales)
     deal = make_deal(alice, "Small one", amount="900")
     dispatch()
     deal.refresh_from_db()
     assert deal.responsible_id == alice.pk
-    run = RuleRun.objects.get(object_id=deal.pk)
+    (run,) = rule_log(rule, object_id=deal.pk)
     assert run.outcome == RunOutcome.NO_MATCH
     assert run.conditions_result[0]["ok"] is False
     assert run.conditions_result[0]["actual"] == "900.00"

@@ -50,6 +50,22 @@ def test_a_worker_killed_mid_event_loses_nothing_after_its_lease_expires(
     assert recorder == [claimed[0].pk]
 
 
+def test_a_worker_killed_after_a_handler_committed_does_not_get_it_run_twice(
+    alice, make_company, recorder
+):
+    make_company(alice, "Acme")
+    (claimed,) = events.outbox_claim(claimer="worker-that-dies")
+    assert claimed.first_claim  # straight from "pending": nothing can have run yet
+    ((name, func),) = events.handlers_for(claimed.name)
+    assert events._run_one(claimed, name, func) is None  # committed, then the worker is killed
+    OutboxEvent.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    (again,) = events.outbox_claim(claimer="second-worker")
+    assert not again.first_claim  # taken over from a dead worker: its runs are looked up
+    events.outbox_process_batch([again])
+    assert recorder == [claimed.pk]
+    assert HandlerRun.objects.count() == 1
+
+
 def test_replaying_an_event_does_not_run_a_finished_handler_twice(alice, make_company, recorder):
     make_company(alice, "Acme")
     events.outbox_dispatch()
@@ -223,8 +239,15 @@ def test_a_batch_handler_with_nothing_to_do_for_an_event_leaves_no_trace_of_it(d
         seen.extend(e.payload["name"] for e in batch)
         return []
 
-    _company_event("Acme"), _company_event("Skip")
+    _company_event("Acme"), _company_event("Skip"), _company_event("Bee")
     events.outbox_dispatch()
-    assert seen == ["Acme"]
-    assert list(HandlerRun.objects.values_list("event__payload__name", flat=True)) == ["Acme"]
+    assert seen == ["Acme", "Bee"]
+    names = HandlerRun.objects.order_by("id").values_list("event__payload__name", flat=True)
+    assert list(names) == ["Acme", "Bee"]
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_claim_of_one_event_goes_straight_to_its_own_path(batched):
+    event = _company_event("Acme")
+    events.outbox_dispatch()
+    assert batched == {"batch": [], "one": [event.pk]}  # no batch transaction for one event

@@ -108,7 +108,11 @@ class ActionRunOut(Schema):
 
 class RunOut(Schema):
     id: int
-    rule_id: int
+    rule_id: int | None = Field(
+        description="Empty on an event's grouped row of the rules whose conditions it did "
+        "not meet (see rule_ids); with the rule filter such a row reads as that rule's run."
+    )
+    rule_ids: list[int] = Field(description="The rules this line concerns.")
     occurrence: str
     event_id: int | None
     event_name: str
@@ -116,7 +120,10 @@ class RunOut(Schema):
     object_id: int | None
     depth: int
     matched: bool
-    conditions_result: list[dict[str, Any]]
+    conditions_result: list[dict[str, Any]] = Field(
+        description="Each condition's result; on a grouped row, per rule: "
+        '{"rule": id, "conditions": [...]}.'
+    )
     outcome: str
     message: str
     at: dt.datetime
@@ -232,13 +239,20 @@ def runs_list(request: HttpRequest, filters: Query[RunFilters]) -> Any:
     )
     if filters.before_id:
         qs = qs.filter(id__lt=filters.before_id)
-    runs = list(qs[: filters.limit])
-    actions = selectors.run_actions(runs)
     out = []
-    for r in runs:
-        row = {f: getattr(r, f) for f in RunOut.model_fields if f != "actions"}
+    for entry in selectors.run_entries(list(qs[: filters.limit]), rule_id=filters.rule):
+        r, parts = entry["run"], entry["parts"]
+        row = {f: getattr(r, f) for f in RunOut.model_fields if f not in _RUN_DERIVED}
+        row["rule_ids"] = [p["rule_id"] for p in parts]
+        if r.rule_id is None:  # grouped: each rule with its conditions
+            row["conditions_result"] = [
+                {"rule": p["rule_id"], "conditions": p["conditions"]} for p in parts
+            ]
         row["actions"] = [
-            {f: getattr(a, f) for f in ActionRunOut.model_fields} for a in actions.get(r.pk, [])
+            {f: getattr(a, f) for f in ActionRunOut.model_fields} for a in entry["actions"]
         ]
         out.append(row)
     return out
+
+
+_RUN_DERIVED = {"actions", "rule_ids"}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -223,48 +224,174 @@ def _change_of(changes: Mapping[str, Any] | None, path: str) -> tuple[bool, Any,
     return True, pair[0], pair[1]
 
 
-def _compare(kind: str, op: str, actual: Any, expected: Any) -> bool:  # noqa: C901 - one branch per operator
+_UNSET: Any = object()
+
+
+Comparator = Callable[[Any, Any], bool]
+_ORDER = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def _comparator(kind: str, op: str, expected: Any) -> Comparator:  # noqa: C901 - one branch per operator
+    """The test of a value against a rule's ``expected`` value under ``op``, as a function of
+    (value, value normalised by ``_norm(kind, value)``); the expected value is normalised
+    here, once."""
     if op == "empty":
-        return _is_empty(actual)
+        return lambda a, n: _is_empty(a)
     if op == "not_empty":
-        return not _is_empty(actual)
+        return lambda a, n: not _is_empty(a)
     if kind == LIST:
-        items = [str(v).casefold() for v in (actual or [])]
+        wanted = [
+            str(w).strip().casefold()
+            for w in (expected if isinstance(expected, list) else [expected])
+        ]
+
+        def has(a: Any, n: Any) -> bool:
+            items = {str(v).casefold() for v in (a or [])}
+            return any(w in items for w in wanted)
+
         if op in ("contains", "eq", "in"):
-            wanted = expected if isinstance(expected, list) else [expected]
-            return any(str(w).strip().casefold() in items for w in wanted)
+            return has
         if op in ("not_contains", "ne", "not_in"):
-            wanted = expected if isinstance(expected, list) else [expected]
-            return not any(str(w).strip().casefold() in items for w in wanted)
-        return False
+            return lambda a, n: not has(a, n)
+        return lambda a, n: False
     if op in ("in", "not_in"):
-        hit = _norm(kind, actual) in _expected(kind, expected, many=True)
-        return hit if op == "in" else not hit
-    a, e = _norm(kind, actual), _expected(kind, expected)
+        many = _expected(kind, expected, many=True)
+        return (lambda a, n: n in many) if op == "in" else (lambda a, n: n not in many)
+    e = _expected(kind, expected)
     if op == "eq":
-        return bool(a == e)
+        return lambda a, n: bool(n == e)
     if op == "ne":
-        return bool(a != e)
+        return lambda a, n: bool(n != e)
     if op == "contains":
-        return a is not None and e is not None and str(e) in str(a)
+        return lambda a, n: n is not None and e is not None and str(e) in str(n)
     if op == "not_contains":
-        return a is None or e is None or str(e) not in str(a)
-    if a is None or e is None:
-        return False
-    if kind == DATETIME and isinstance(a, type(e)) is False:
-        return False
-    try:
-        if op == "gt":
-            return bool(a > e)
-        if op == "gte":
-            return bool(a >= e)
-        if op == "lt":
-            return bool(a < e)
-        if op == "lte":
-            return bool(a <= e)
-    except TypeError:
-        return False
-    return False
+        return lambda a, n: n is None or e is None or str(e) not in str(n)
+    test = _ORDER.get(op)
+    if test is None or e is None:
+        return lambda a, n: False
+
+    def ordered(a: Any, n: Any) -> bool:
+        if n is None or (kind == DATETIME and not isinstance(n, type(e))):
+            return False
+        try:
+            return bool(test(n, e))
+        except TypeError:
+            return False
+
+    return ordered
+
+
+def _compare(kind: str, op: str, actual: Any, expected: Any) -> bool:
+    """``actual`` against a rule's ``expected`` value under ``op``."""
+    normed = None if kind == LIST else _norm(kind, actual)
+    return _comparator(kind, op, expected)(actual, normed)
+
+
+# A rule's conditions as tuples (path, op, expected, field type or None when the field is
+# gone, whether the operator reads the change, the comparator), made once per rule and
+# fields version: the worker checks the same rules against every event.
+_Item = tuple[str, str, Any, str | None, bool, Comparator | None]
+_COMPILED: dict[int, tuple[Any, Any, tuple[_Item, ...]]] = {}
+
+
+def _items(
+    conditions: Mapping[str, Any], fields: Mapping[str, FieldSpec], *, cached: bool
+) -> tuple[_Item, ...]:
+    """``cached`` only for the worker's cached rules, never edited in place (a rule being
+    edited or tested is made afresh each time)."""
+    hit = _COMPILED.get(id(conditions)) if cached else None
+    if hit is not None and hit[0] is conditions and hit[1] is fields:
+        return hit[2]
+    compiled: list[_Item] = []
+    for item in conditions.get("items") or ():
+        path, op, expected = item["field"], item["op"], item.get("value")
+        spec = fields.get(path)
+        kind = spec.type if spec is not None else None
+        change = op in CHANGE_OPS
+        compare = _comparator(kind, op, expected) if kind and not change else None
+        compiled.append((path, op, expected, kind, change, compare))
+    items = tuple(compiled)
+    if not cached:
+        return items
+    if len(_COMPILED) > 10_000:  # rules re-read many times over: start again
+        _COMPILED.clear()
+    _COMPILED[id(conditions)] = (conditions, fields, items)  # both held: ids stay theirs
+    return items
+
+
+# A condition's outcome as evaluated: (field path, operator, expected value, met?). What the
+# record held is kept apart, once per field for all the rules on one event (``shown``).
+Outcome = tuple[str, str, Any, bool]
+
+
+def _shown_key(path: str, op: str) -> str:
+    """Where ``shown`` keeps what a condition saw: the field's value, or for the change
+    operators the field's [old, new] in this event ("Δ" + path)."""
+    return f"\u0394{path}" if op in CHANGE_OPS else path
+
+
+def conditions_eval(  # noqa: C901 - the change operators read the event, the rest the record
+    conditions: Mapping[str, Any],
+    fields: Mapping[str, FieldSpec],
+    obj: Any,
+    changes: Mapping[str, Any] | None,
+    memo: dict[str, Any],
+    *,
+    cached: bool = False,
+) -> tuple[bool, list[Outcome]]:
+    """Whether the record meets the conditions, with each condition's outcome.
+
+    ``memo`` (one dict per record and event) keeps what was read and normalised, for the
+    other rules on the same event (they mostly ask about the same few fields); its entries
+    are (value, shown, normalised by field type), ``shown`` being the log's form of it.
+    ``cached``: the rule is the worker's cached copy, never edited in place, so its
+    conditions are prepared once."""
+    items = _items(conditions, fields, cached=cached)
+    out: list[Outcome] = []
+    for path, op, expected, kind, change, compare in items:
+        if kind is None:  # a field removed since the rule was saved: the rule is flagged
+            out.append((path, op, expected, False))
+            continue
+        if change:
+            changed, old, new = _change_of(changes, path)
+            if op == "changed":
+                ok = changed
+            elif op == "changed_from":
+                ok = changed and _compare(kind, "eq", old, expected)
+            else:
+                ok = changed and _compare(kind, "eq", new, expected)
+            empty: dict[str, Any] = {}
+            memo[_shown_key(path, op)] = (None, _plain([old, new] if changed else None), empty)
+        else:
+            read = memo.get(path)
+            if read is None:
+                value = value_of(obj, path)
+                read = memo[path] = (value, _plain(value), {})
+            actual = read[0]
+            normed: dict[str, Any] = read[2]
+            norm = normed.get(kind, _UNSET)
+            if norm is _UNSET:
+                norm = normed[kind] = None if kind == LIST else _norm(kind, actual)
+            ok = compare(actual, norm)  # type: ignore[misc]  # set for every kind but gone
+        out.append((path, op, expected, ok))
+    if not items:
+        return True, out
+    oks = [o[3] for o in out]
+    return (all(oks) if conditions.get("match", "all") == "all" else any(oks)), out
+
+
+def outcomes_shown(outcomes: Iterable[Any], shown: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Conditions' outcomes as the log shows them: field, op, value, what the record held
+    (``actual``; absent for a field removed since) and whether it was met."""
+    out = []
+    for path, op, expected, ok in outcomes:
+        row = {"field": path, "op": op, "value": expected}
+        key = _shown_key(path, op)
+        if key in shown:
+            row["actual"] = shown[key]
+        row["ok"] = ok
+        out.append(row)
+    return out
 
 
 def conditions_check(
@@ -274,34 +401,9 @@ def conditions_check(
     changes: Mapping[str, Any] | None = None,
 ) -> tuple[bool, list[dict[str, Any]]]:
     """Whether the record meets the conditions, with each condition's result for the log."""
-    items = conditions.get("items") or []
-    results: list[dict[str, Any]] = []
-    for item in items:
-        path, op, expected = item["field"], item["op"], item.get("value")
-        spec = fields.get(path)
-        if spec is None:  # a field removed since the rule was saved: the rule is flagged
-            results.append({"field": path, "op": op, "value": expected, "ok": False})
-            continue
-        if op in CHANGE_OPS:
-            changed, old, new = _change_of(changes, path)
-            if op == "changed":
-                ok = changed
-            elif op == "changed_from":
-                ok = changed and _compare(spec.type, "eq", old, expected)
-            else:
-                ok = changed and _compare(spec.type, "eq", new, expected)
-            actual: Any = [old, new] if changed else None
-        else:
-            actual = value_of(obj, path)
-            ok = _compare(spec.type, op, actual, expected)
-        results.append(
-            {"field": path, "op": op, "value": expected, "actual": _plain(actual), "ok": ok}
-        )
-    if not items:
-        return True, results
-    flags = [r["ok"] for r in results]
-    passed = all(flags) if conditions.get("match", "all") == "all" else any(flags)
-    return passed, results
+    memo: dict[str, Any] = {}
+    passed, outcomes = conditions_eval(conditions, fields, obj, changes, memo)
+    return passed, outcomes_shown(outcomes, {k: v[1] for k, v in memo.items()})
 
 
 def _plain(value: Any) -> Any:

@@ -28,7 +28,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rapport.automations.actions import ACTIONS, ActionFailed, Context, Result, RuleBroken
-from rapport.automations.conditions import conditions_check
+from rapport.automations.conditions import (
+    Outcome,
+    conditions_check,
+    conditions_eval,
+    outcomes_shown,
+)
 from rapport.automations.models import (
     ActionOutcome,
     ActionRun,
@@ -45,6 +50,7 @@ from rapport.automations.schema import (
     load,
     load_many,
     model_for,
+    related_in,
 )
 from rapport.automations.triggers import (
     BY_EVENT,
@@ -72,6 +78,8 @@ class _Cache:
     stamp: Any = None
     checked: float = 0.0
     by_trigger: dict[str, list[Rule]] = field(default_factory=dict)
+    by_event: dict[str, list[Rule]] = field(default_factory=dict)
+    paths: dict[str, set[str]] = field(default_factory=dict)
     fields: dict[str, dict[str, FieldSpec]] = field(default_factory=dict)
 
 
@@ -104,6 +112,8 @@ def _refresh() -> None:
     ):
         by_trigger.setdefault(rule.trigger, []).append(rule)
     _cache.by_trigger = by_trigger
+    _cache.by_event = {}
+    _cache.paths = {}
     _cache.fields = {}
     _cache.stamp = stamp
 
@@ -160,7 +170,6 @@ def _run_fields(
     depth: int,
     event_id: int | None,
     event_name: str,
-    object_repr: str | None = None,
 ) -> dict[str, Any]:
     return {
         "rule": rule,
@@ -169,7 +178,7 @@ def _run_fields(
         "event_name": event_name,
         "object_type": object_type,
         "object_id": obj.pk if obj is not None else None,
-        "object_repr": _repr(obj) if object_repr is None else object_repr,
+        "object_repr": _repr(obj),
         "depth": depth,
     }
 
@@ -184,7 +193,7 @@ def execute(  # noqa: C901 - the steps of one run, in order
     depth: int = 0,
     event_id: int | None = None,
     event_name: str = "",
-    defer_no_match: list[tuple[Any, ...]] | None = None,
+    group: _Grouped | None = None,
 ) -> RuleRun | None:
     """Evaluate ``rule`` for one occurrence and do its actions; returns the logged run."""
     payload = payload or {}
@@ -212,11 +221,19 @@ def execute(  # noqa: C901 - the steps of one run, in order
     ):
         return RuleRun.objects.create(**base, outcome=RunOutcome.ALREADY_RAN)
     fields = fields_cached(object_type) if object_type else {}
-    passed, results = conditions_check(rule.conditions or {}, fields, obj, payload.get("changes"))
-    if not passed:
-        if defer_no_match is not None:  # written in bulk with the event's other runs
-            defer_no_match.append(_no_match_row(base, results))
+    if group is None:
+        passed, results = conditions_check(
+            rule.conditions or {}, fields, obj, payload.get("changes")
+        )
+    else:
+        passed, outcomes = conditions_eval(
+            rule.conditions or {}, fields, obj, payload.get("changes"), group.memo
+        )
+        if not passed:  # logged in the event's grouped run
+            group.rules.append((rule.pk, outcomes))
             return None
+        results = outcomes_shown(outcomes, group.shown())
+    if not passed:
         return RuleRun.objects.create(
             **base, matched=False, conditions_result=results, outcome=RunOutcome.NO_MATCH
         )
@@ -316,6 +333,7 @@ def _action_failed(
 
 _RUN_COLUMNS = (
     "rule_id",
+    "rule_ids",
     "occurrence",
     "event_id",
     "event_name",
@@ -330,32 +348,58 @@ _RUN_COLUMNS = (
 )
 
 
-def _no_match_row(base: Mapping[str, Any], results: list[dict[str, Any]]) -> tuple[Any, ...]:
-    """A run whose conditions were not met, as a row for ``runs_insert``."""
+@dataclass
+class _Grouped:
+    """An event's evaluations whose conditions were not met, logged as one row: what the
+    record held (``memo``, shared by the rules) and each rule's conditions' outcomes."""
+
+    memo: dict[str, Any] = field(default_factory=dict)
+    rules: list[tuple[int, list[Outcome]]] = field(default_factory=list)
+
+    def shown(self) -> dict[str, Any]:
+        return {key: read[1] for key, read in self.memo.items()}
+
+
+def _grouped_row(
+    event: OutboxEvent,
+    object_type: str,
+    obj: Any,
+    depth: int,
+    group: _Grouped,
+) -> tuple[Any, ...]:
+    """The runs of ``event`` whose conditions were not met, as one row for ``runs_insert``:
+    the rules in ``rule_ids``; in ``conditions_result`` what the record held (``values``,
+    once) and each rule's conditions' outcomes (``rules``: [rule id, [[field, op, value,
+    met], …]]). The log's selector shows it as one run per rule."""
     return (
-        base["rule"].pk,
-        base["occurrence"],
-        base["event_id"],
-        base["event_name"],
-        base["object_type"],
-        base["object_id"],
-        base["object_repr"],
-        base["depth"],
+        None,
+        " " + " ".join(str(pk) for pk, _outcomes in group.rules) + " ",
+        f"e{event.pk}",
+        event.pk,
+        event.name,
+        object_type,
+        obj.pk if obj is not None else None,
+        _repr(obj),
+        depth,
         False,
-        results,
+        {"values": group.shown(), "rules": group.rules},
         RunOutcome.NO_MATCH,
         "",
     )
+
+
+# The grouped rows' results are plain lists, dicts, strings, numbers and booleans (no
+# cycles): compact separators and no cycle check make the encoding a third cheaper.
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False, ensure_ascii=False)
 
 
 def runs_insert(rows: list[tuple[Any, ...]]) -> None:
     """Write evaluated runs (``_RUN_COLUMNS`` order) in bulk, skipping any already there
     (a replayed event).
 
-    Every event is evaluated by every rule on its trigger, and most evaluations do not
-    match: at 200 rules that is ~20 rows per event, so they go in through one prepared
-    statement without a model instance each (building those and the ORM's insert took most
-    of the engine's time)."""
+    A claim's grouped rows (one per event, the rules whose conditions it did not meet) go
+    in through one prepared statement without a model instance each (building those and the
+    ORM's insert took most of the engine's time)."""
     if not rows:
         return
     from django.db import connection
@@ -364,7 +408,8 @@ def runs_insert(rows: list[tuple[Any, ...]]) -> None:
     by_name = {f.attname: f for f in meta.concrete_fields}
     names = [*_RUN_COLUMNS, "at"]
     columns = ", ".join(connection.ops.quote_name(by_name[n].column) for n in names)
-    json_field, json_at = by_name["conditions_result"], _RUN_COLUMNS.index("conditions_result")
+    json_at = _RUN_COLUMNS.index("conditions_result")
+    dumps = _JSON.encode
     now = timezone.now()
     at = now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
     table = connection.ops.quote_name(meta.db_table)
@@ -375,14 +420,14 @@ def runs_insert(rows: list[tuple[Any, ...]]) -> None:
         raw = connection.connection
         with raw.cursor() as cur, cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((*row[:json_at], json.dumps(row[json_at]), *row[json_at + 1 :], at))
+                copy.write_row((*row[:json_at], dumps(row[json_at]), *row[json_at + 1 :], at))
         return
     marks = ", ".join(["%s"] * len(names))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"  # noqa: S608 - names from the model
     params = [
         (
             *row[:json_at],
-            json_field.get_db_prep_save(row[json_at], connection),
+            dumps(row[json_at]),
             *row[json_at + 1 :],
             at,
         )
@@ -393,8 +438,14 @@ def runs_insert(rows: list[tuple[Any, ...]]) -> None:
 
 
 def _event_rules(event: OutboxEvent) -> list[Rule]:
-    triggers = BY_EVENT.get(event.name)
-    return rules_for(t.code for t in triggers) if triggers else []
+    _refresh()
+    rules = _cache.by_event.get(event.name)
+    if rules is None:
+        triggers = BY_EVENT.get(event.name)
+        rules = _cache.by_event[event.name] = (
+            rules_for(t.code for t in triggers) if triggers else []
+        )
+    return rules
 
 
 def on_event(event: OutboxEvent) -> None:
@@ -409,12 +460,22 @@ def on_event(event: OutboxEvent) -> None:
     occurrence = f"e{event.pk}"
     # A replayed event (a worker died after the rules ran but before the outbox knew):
     # the rules that ran keep their run, nothing is done twice.
-    ran = set(
-        RuleRun.objects.filter(occurrence=occurrence, rule__in=[r.pk for r in rules])
+    ran: set[int] = set()
+    grouped = False
+    logged = (
+        RuleRun.objects.none()  # a first claim: no worker can have logged anything for it
+        if event.first_claim
+        else RuleRun.objects.filter(occurrence=occurrence)
+        .filter(Q(rule__in=[r.pk for r in rules]) | Q(rule__isnull=True))
         .order_by()
-        .values_list("rule_id", flat=True)
     )
-    deferred: list[tuple[Any, ...]] = []
+    for rule_id, rule_ids in logged.values_list("rule_id", "rule_ids"):
+        if rule_id is None:
+            grouped = True
+            ran.update(int(x) for x in rule_ids.split())
+        else:
+            ran.add(rule_id)
+    deferred = _Grouped()
     for rule in rules:
         if rule.pk in ran:
             continue
@@ -430,9 +491,23 @@ def on_event(event: OutboxEvent) -> None:
             depth=depth,
             event_id=event.pk,
             event_name=event.name,
-            defer_no_match=deferred,
+            group=deferred,
         )
-    runs_insert(deferred)
+    if deferred.rules and not grouped:
+        first = TRIGGERS[rules[0].trigger].object_type
+        runs_insert([_grouped_row(event, first, obj, depth, deferred)])
+
+
+def _condition_paths(event_name: str) -> set[str]:
+    """The fields the conditions of the rules on ``event_name`` read (kept with the rules)."""
+    paths = _cache.paths.get(event_name)
+    if paths is None:
+        paths = _cache.paths[event_name] = {
+            str(item.get("field") or "")
+            for rule in _cache.by_event.get(event_name, ())
+            for item in (rule.conditions or {}).get("items") or ()
+        }
+    return paths
 
 
 def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
@@ -444,13 +519,17 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
     if not todo:
         return []
     ids: dict[str, set[int]] = {}
+    paths: dict[str, set[str]] = {}
     for event, _rules in todo:
         if event.object_type in OBJECT_MODELS:
             ids.setdefault(event.object_type, set()).add(event.object_id)
-    records = {ot: load_many(ot, pks) for ot, pks in ids.items()}
+            paths.setdefault(event.object_type, set()).update(_condition_paths(event.name))
+    # Joined: only the related records the conditions read (actions run through on_event).
+    records = {ot: load_many(ot, pks, related=related_in(ot, paths[ot])) for ot, pks in ids.items()}
     # No "already ran?" query here: an event's runs commit in one transaction with its
     # handler-run record, and the outbox gives this handler only events without one.
     limit = max_depth()
+    fields_of: dict[str, dict[str, FieldSpec]] = {}
     rest: list[OutboxEvent] = []
     runs: list[tuple[Any, ...]] = []
     for event, rules in todo:
@@ -461,27 +540,30 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         if depth >= limit or (object_type and obj is None):
             rest.append(event)
             continue
-        occurrence = f"e{event.pk}"
-        shown = _repr(obj)
-        mine: list[tuple[Any, ...]] = []
+        mine = _Grouped()
+        run_type = ""
+        changes = payload.get("changes")
         for rule in rules:
             trigger = TRIGGERS[rule.trigger]
             config = rule.trigger_config or {}
             if trigger.test is not None and not trigger.test(payload, obj, config):
                 continue
-            fields = fields_cached(trigger.object_type) if trigger.object_type else {}
-            passed, results = conditions_check(
-                rule.conditions or {}, fields, obj, payload.get("changes")
+            fields = fields_of.get(trigger.object_type)
+            if fields is None:
+                fields = fields_of[trigger.object_type] = (
+                    fields_cached(trigger.object_type) if trigger.object_type else {}
+                )
+            passed, outcomes = conditions_eval(
+                rule.conditions or {}, fields, obj, changes, mine.memo, cached=True
             )
             if passed or rule.once_per_record:
                 rest.append(event)
                 break
-            base = _run_fields(
-                rule, occurrence, trigger.object_type, obj, depth, event.pk, event.name, shown
-            )
-            mine.append(_no_match_row(base, results))
+            mine.rules.append((rule.pk, outcomes))
+            run_type = run_type or trigger.object_type
         else:
-            runs.extend(mine)
+            if mine.rules:
+                runs.append(_grouped_row(event, run_type, obj, depth, mine))
     runs_insert(runs)
     return rest
 
@@ -613,9 +695,9 @@ def _fire(rule: Rule, occurrence: str, object_type: str, obj: Any, name: str) ->
 def runs_prune(*, now: dt.datetime | None = None, chunk: int = 5000) -> int:
     """Remove runs whose conditions were not met after ``AUTOMATION_NO_MATCH_LOG_DAYS``.
 
-    Every event is evaluated by every rule on its trigger, so these are most of the log;
-    runs that acted (or failed, or were stopped) stay. Deleted in chunks, so a large
-    backlog does not hold the database's write lock for long."""
+    Every event is evaluated by every rule on its trigger, so these (one grouped row per
+    event) are most of the log; runs that acted (or failed, or were stopped) stay. Deleted
+    in chunks, so a large backlog does not hold the database's write lock for long."""
     days = int(getattr(settings, "AUTOMATION_NO_MATCH_LOG_DAYS", 30))
     if days <= 0:
         return 0

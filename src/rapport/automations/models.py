@@ -54,7 +54,12 @@ class RunOutcome(models.TextChoices):
 
 
 class RuleRun(models.Model):
-    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs")
+    # Empty on a grouped row: the rules whose conditions one event did not meet.
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    # A grouped row's rules as " 3 7 12 " (the log filters it by " 7 "); empty otherwise.
+    rule_ids = models.TextField(blank=True, default="")
     # What made it run: "event:<id>", "date:<object>:<yyyy-mm-dd>", "schedule:<iso time>".
     occurrence = models.CharField(max_length=120)
     event_id = models.BigIntegerField(null=True, blank=True)
@@ -73,6 +78,11 @@ class RuleRun(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["rule", "occurrence"], name="ruleruns_once"),
+            models.UniqueConstraint(
+                fields=["occurrence"],
+                condition=models.Q(rule__isnull=True),
+                name="ruleruns_grouped_once",
+            ),
         ]
         indexes = [
             models.Index(fields=["object_type", "object_id", "-id"], name="rulerun_object"),
@@ -80,7 +90,11 @@ class RuleRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule_id}:{self.occurrence}"
+        return f"{self.rule_id or self.rule_ids.strip()}:{self.occurrence}"
+
+    @property
+    def grouped_rule_ids(self) -> list[int]:
+        return [int(x) for x in self.rule_ids.split()]
 
 
 class ActionOutcome(models.TextChoices):

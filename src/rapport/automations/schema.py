@@ -228,6 +228,12 @@ def related_for_select(object_type: str) -> list[str]:
     return list(RELATIONS.get(object_type, ()))
 
 
+def related_in(object_type: str, paths: Iterable[str]) -> set[str]:
+    """The relations of ``object_type`` that field paths ("company.industry") go through."""
+    relations = RELATIONS.get(object_type, ())
+    return {head for p in paths if (head := p.partition(".")[0]) in relations}
+
+
 def load(object_type: str, object_id: int) -> Any:
     """The record with its relations, or None when it is gone."""
     model = model_for(object_type)
@@ -235,10 +241,14 @@ def load(object_type: str, object_id: int) -> Any:
     return qs.filter(pk=object_id).first()
 
 
-def load_many(object_type: str, ids: Iterable[int]) -> dict[int, Any]:
-    """The records with their relations by id, as ``load`` reads each (gone ones absent)."""
+def load_many(
+    object_type: str, ids: Iterable[int], *, related: Iterable[str] | None = None
+) -> dict[int, Any]:
+    """The records by id, as ``load`` reads each (gone ones absent), joined with the
+    ``related`` records (default: all its relations; any other is read when asked)."""
     model = model_for(object_type)
-    qs = model._default_manager.select_related(*related_for_select(object_type))
+    joined = related_for_select(object_type) if related is None else related
+    qs = model._default_manager.select_related(*joined)
     return {obj.pk: obj for obj in qs.filter(pk__in=set(ids))}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from rapport.automations.conditions import _change_of, _compare
 from rapport.automations.schema import DATE, DATETIME, fields_for
 
 EVENT, DATE_KIND, SCHEDULE, KPI = "event", "date", "schedule", "kpi"
@@ -30,8 +31,6 @@ class Trigger:
 
 
 def _field_changed(payload: Mapping[str, Any], obj: Any, config: Mapping[str, Any]) -> bool:
-    from rapport.automations.conditions import _change_of, _compare
-
     path = str(config.get("field") or "")
     changed, _old, new = _change_of(payload.get("changes") or {}, path)
     if not changed:

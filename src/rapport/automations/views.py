@@ -379,17 +379,17 @@ def run_list(request: HttpRequest) -> HttpResponse:
         except (TypeError, ValueError):
             return None
 
+    rule_id = _int(g.get("rule"))
     qs = selectors.run_list(
         user=user,
-        rule_id=_int(g.get("rule")),
+        rule_id=rule_id,
         object_type=g.get("object_type", ""),
         object_id=_int(g.get("object_id")),
         outcome=g.get("outcome", ""),
         matched=g.get("matched", ""),
     )
     page = keyset_page(qs, sort="-id", cursor=g.get("cursor"), size=50)
-    actions = selectors.run_actions(page.items)
-    rows = [{"run": r, "actions": actions.get(r.pk, [])} for r in page.items]
+    rows = selectors.run_entries(page.items, rule_id=rule_id)
     query = g.copy()
     query.pop("cursor", None)
     return render(

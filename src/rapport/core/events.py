@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -127,8 +127,20 @@ def handlers_for(event_name: str) -> list[tuple[str, Handler]]:
     return [(h.name, h.func) for h in _registered_for(event_name)]
 
 
+_matched: dict[str, list[_Registered]] = {}
+_matched_for: list[Any] = [None, -1]  # the handler list (held, so compared by identity), its size
+
+
 def _registered_for(event_name: str) -> list[_Registered]:
-    return [h for h in _HANDLERS if fnmatch.fnmatch(event_name, h.pattern)]
+    if _matched_for[0] is not _HANDLERS or _matched_for[1] != len(_HANDLERS):
+        _matched.clear()  # a handler was registered since (or the list replaced, in tests)
+        _matched_for[:] = [_HANDLERS, len(_HANDLERS)]
+    found = _matched.get(event_name)
+    if found is None:
+        found = _matched[event_name] = [
+            h for h in _HANDLERS if fnmatch.fnmatch(event_name, h.pattern)
+        ]
+    return found
 
 
 def event_record(
@@ -181,19 +193,55 @@ def outbox_claim(*, limit: int = 100, claimer: str | None = None) -> list[Outbox
     due = Q(status=OutboxEvent.Status.PENDING, available_at__lte=now) | Q(
         status=OutboxEvent.Status.CLAIMED, lease_until__lt=now
     )
+    if connection.vendor == "postgresql":
+        return _claim_returning(now=now, lease=lease, claimer=me, limit=limit)
     with transaction.atomic():
         qs = OutboxEvent.objects.filter(due).order_by("id")
-        if transaction.get_connection().features.has_select_for_update_skip_locked:
+        if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True)
-        ids = list(qs.values_list("id", flat=True)[:limit])
-        if not ids:
+        rows = list(qs.values_list("id", "status", "attempts")[:limit])
+        if not rows:
             return []
+        ids = [pk for pk, _status, _attempts in rows]
         # The status guard makes the claim safe even without row locks (SQLite
         # serialises writers with IMMEDIATE transactions anyway).
         OutboxEvent.objects.filter(Q(id__in=ids) & due).update(
             status=OutboxEvent.Status.CLAIMED, lease_until=lease, claimed_by=me
         )
-        return list(OutboxEvent.objects.filter(id__in=ids, claimed_by=me, lease_until=lease))
+        events = list(OutboxEvent.objects.filter(id__in=ids, claimed_by=me, lease_until=lease))
+    first = {
+        pk for pk, status, attempts in rows if status == OutboxEvent.Status.PENDING and not attempts
+    }
+    for event in events:
+        event.first_claim = event.pk in first
+    return events
+
+
+def _claim_returning(*, now: Any, lease: Any, claimer: str, limit: int) -> list[OutboxEvent]:
+    """PostgreSQL: the claim as one statement (lock the due rows, skipping those another
+    worker holds, mark them ours, return them) instead of five round trips: at a few events
+    per claim those were a large part of an event's cost."""
+    meta = OutboxEvent._meta
+    q = connection.ops.quote_name
+    table = q(meta.db_table)
+    columns = ", ".join(f"o.{q(f.column)}" for f in meta.concrete_fields)
+    sql = f"""
+        WITH due AS (
+            SELECT id, status AS was, attempts AS tries FROM {table}
+            WHERE (status = %s AND available_at <= %s) OR (status = %s AND lease_until < %s)
+            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        )
+        UPDATE {table} o SET status = %s, lease_until = %s, claimed_by = %s
+        FROM due WHERE o.id = due.id
+        RETURNING {columns}, due.was, due.tries
+    """  # noqa: S608 - names from the model
+    pending, claimed = OutboxEvent.Status.PENDING, OutboxEvent.Status.CLAIMED
+    params = [pending, now, claimed, now, limit, claimed, lease, claimer]
+    events = list(OutboxEvent.objects.raw(sql, params))
+    for event in events:
+        event.first_claim = event.was == pending and not event.tries  # type: ignore[attr-defined]
+    events.sort(key=lambda e: e.pk)
+    return events
 
 
 def _run_one(event: OutboxEvent, name: str, func: Handler) -> str | None:
@@ -234,10 +282,11 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
     """
     if not events:
         return {}
-    ran = set(
-        HandlerRun.objects.filter(event__in=[e.pk for e in events])
-        .order_by()
-        .values_list("event_id", "handler")
+    seen = [e.pk for e in events if not e.first_claim]  # others: no handler has run yet
+    ran = (
+        set(HandlerRun.objects.filter(event__in=seen).order_by().values_list("event_id", "handler"))
+        if seen
+        else set()
     )
     plan: dict[str, tuple[_Registered, list[OutboxEvent]]] = {}
     order: dict[str, int] = {}
@@ -253,7 +302,7 @@ def outbox_process_batch(events: list[OutboxEvent]) -> dict[int, list[str]]:
     errors: dict[int, list[str]] = {}
     for name in sorted(plan, key=lambda n: order.get(n, 0)):
         registered, todo = plan[name]
-        if registered.batch is not None:
+        if registered.batch is not None and len(todo) > 1:  # one event: its own path at once
             todo = _run_batch(name, registered.batch, todo)
         for event in todo:
             error = _run_one(event, name, registered.func)

@@ -121,6 +121,10 @@ class OutboxEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
+    # Not stored: set by ``outbox_claim`` when the event came straight from "pending" with no
+    # attempt before, so no handler can have run on it yet (nothing to look up).
+    first_claim = False
+
     class Meta:
         ordering = ["id"]
         indexes = [
