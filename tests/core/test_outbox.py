@@ -66,6 +66,21 @@ def test_a_worker_killed_after_a_handler_committed_does_not_get_it_run_twice(
     assert HandlerRun.objects.count() == 1
 
 
+def test_a_claim_takes_expired_leases_first_then_the_oldest_waiting_events(db):
+    now = timezone.now()
+    later = _company_event("later")
+    dead = _company_event("held by a dead worker")
+    older = _company_event("older")
+    OutboxEvent.objects.filter(pk=later.pk).update(available_at=now - timedelta(seconds=1))
+    OutboxEvent.objects.filter(pk=older.pk).update(available_at=now - timedelta(seconds=5))
+    OutboxEvent.objects.filter(pk=dead.pk).update(
+        status="claimed", lease_until=now - timedelta(seconds=1), claimed_by="dead"
+    )
+    assert [e.pk for e in events.outbox_claim(limit=1)] == [dead.pk]
+    assert [e.pk for e in events.outbox_claim(limit=1)] == [older.pk]
+    assert [e.pk for e in events.outbox_claim(limit=5)] == [later.pk]
+
+
 def test_replaying_an_event_does_not_run_a_finished_handler_twice(alice, make_company, recorder):
     make_company(alice, "Acme")
     events.outbox_dispatch()

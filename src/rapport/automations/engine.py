@@ -50,7 +50,6 @@ from rapport.automations.schema import (
     load,
     load_many,
     model_for,
-    related_in,
 )
 from rapport.automations.triggers import (
     BY_EVENT,
@@ -524,8 +523,9 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         if event.object_type in OBJECT_MODELS:
             ids.setdefault(event.object_type, set()).add(event.object_id)
             paths.setdefault(event.object_type, set()).update(_condition_paths(event.name))
-    # Joined: only the related records the conditions read (actions run through on_event).
-    records = {ot: load_many(ot, pks, related=related_in(ot, paths[ot])) for ot, pks in ids.items()}
+    # Joined: only the related records and columns the conditions read (actions run one by
+    # one through on_event, which reads the whole record again).
+    records = {ot: load_many(ot, pks, paths=paths[ot]) for ot, pks in ids.items()}
     # No "already ran?" query here: an event's runs commit in one transaction with its
     # handler-run record, and the outbox gives this handler only events without one.
     limit = max_depth()

@@ -54,9 +54,15 @@ class RunOutcome(models.TextChoices):
 
 
 class RuleRun(models.Model):
-    # Empty on a grouped row: the rules whose conditions one event did not meet.
+    # Empty on a grouped row: the rules whose conditions one event did not meet. No index
+    # of its own: the unique (rule, occurrence) index starts with it.
     rule = models.ForeignKey(
-        Rule, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        db_index=False,
     )
     # A grouped row's rules as " 3 7 12 " (the log filters it by " 7 "); empty otherwise.
     rule_ids = models.TextField(blank=True, default="")

@@ -228,10 +228,22 @@ def related_for_select(object_type: str) -> list[str]:
     return list(RELATIONS.get(object_type, ()))
 
 
-def related_in(object_type: str, paths: Iterable[str]) -> set[str]:
-    """The relations of ``object_type`` that field paths ("company.industry") go through."""
+def related_columns(object_type: str, paths: Iterable[str]) -> dict[str, set[str]]:
+    """The relations of ``object_type`` that field paths ("company.industry") go through,
+    each with the columns those paths read (its key always; phones, tags and the like
+    are read through their own tables)."""
     relations = RELATIONS.get(object_type, ())
-    return {head for p in paths if (head := p.partition(".")[0]) in relations}
+    out: dict[str, set[str]] = {}
+    for path in paths:
+        head, _sep, rest = path.partition(".")
+        if head not in relations or not rest:
+            continue
+        meta = model_for("person" if head == "contact" else head)._meta
+        columns = out.setdefault(head, {meta.pk.name})
+        name = "custom_fields" if rest.startswith("custom.") else rest
+        if any(f.name == name for f in meta.concrete_fields):
+            columns.add(name)
+    return out
 
 
 def load(object_type: str, object_id: int) -> Any:
@@ -242,13 +254,20 @@ def load(object_type: str, object_id: int) -> Any:
 
 
 def load_many(
-    object_type: str, ids: Iterable[int], *, related: Iterable[str] | None = None
+    object_type: str, ids: Iterable[int], *, paths: Iterable[str] | None = None
 ) -> dict[int, Any]:
-    """The records by id, as ``load`` reads each (gone ones absent), joined with the
-    ``related`` records (default: all its relations; any other is read when asked)."""
+    """The records by id, as ``load`` reads each (gone ones absent). Given the field
+    ``paths`` rules will read, only the related records they go through are joined, with
+    only the columns they name (anything else is still read when asked, one query each)."""
     model = model_for(object_type)
-    joined = related_for_select(object_type) if related is None else related
-    qs = model._default_manager.select_related(*joined)
+    if paths is None:
+        qs = model._default_manager.select_related(*related_for_select(object_type))
+        return {obj.pk: obj for obj in qs.filter(pk__in=set(ids))}
+    columns = related_columns(object_type, paths)
+    own = [f.name for f in model._meta.concrete_fields]
+    qs = model._default_manager.select_related(*columns).only(
+        *own, *(f"{rel}__{c}" for rel, cs in columns.items() for c in cs)
+    )
     return {obj.pk: obj for obj in qs.filter(pk__in=set(ids))}
 
 

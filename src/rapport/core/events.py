@@ -184,34 +184,41 @@ def worker_id() -> str:
 def outbox_claim(*, limit: int = 100, claimer: str | None = None) -> list[OutboxEvent]:
     """Lease up to ``limit`` due events to this worker.
 
-    Pending events whose time has come, and claimed events whose lease expired
-    (their worker died), are both due: that is the reaper.
+    Claimed events whose lease expired (their worker died: that is the reaper) come first,
+    then pending events whose time has come, oldest first. Each part is read in the order
+    of the ``(status, available_at)`` index, so a claim reads about ``limit`` index entries
+    however long the backlog is (ordering the union by id sorted the whole backlog on every
+    claim: at 100,000 events waiting the outbox ran at half speed).
     """
     now = timezone.now()
     lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     me = claimer or worker_id()
-    due = Q(status=OutboxEvent.Status.PENDING, available_at__lte=now) | Q(
-        status=OutboxEvent.Status.CLAIMED, lease_until__lt=now
-    )
     if connection.vendor == "postgresql":
         return _claim_returning(now=now, lease=lease, claimer=me, limit=limit)
+    pending, claimed = OutboxEvent.Status.PENDING, OutboxEvent.Status.CLAIMED
+    expired = Q(status=claimed, lease_until__lt=now)
+    waiting = Q(status=pending, available_at__lte=now)
     with transaction.atomic():
-        qs = OutboxEvent.objects.filter(due).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            qs = qs.select_for_update(skip_locked=True)
-        rows = list(qs.values_list("id", "status", "attempts")[:limit])
+        rows: list[tuple[int, str, int]] = []
+        for due, order in ((expired, "id"), (waiting, "available_at")):
+            # Not (available_at, id): ties (a bulk change records its events at one time)
+            # would be sorted as a whole on PostgreSQL; the index's own order serves.
+            qs = OutboxEvent.objects.filter(due).order_by(order)
+            if connection.features.has_select_for_update_skip_locked:
+                qs = qs.select_for_update(skip_locked=True)
+            rows += qs.values_list("id", "status", "attempts")[: limit - len(rows)]
+            if len(rows) >= limit:
+                break
         if not rows:
             return []
         ids = [pk for pk, _status, _attempts in rows]
         # The status guard makes the claim safe even without row locks (SQLite
         # serialises writers with IMMEDIATE transactions anyway).
-        OutboxEvent.objects.filter(Q(id__in=ids) & due).update(
-            status=OutboxEvent.Status.CLAIMED, lease_until=lease, claimed_by=me
+        OutboxEvent.objects.filter(Q(id__in=ids) & (expired | waiting)).update(
+            status=claimed, lease_until=lease, claimed_by=me
         )
         events = list(OutboxEvent.objects.filter(id__in=ids, claimed_by=me, lease_until=lease))
-    first = {
-        pk for pk, status, attempts in rows if status == OutboxEvent.Status.PENDING and not attempts
-    }
+    first = {pk for pk, status, attempts in rows if status == pending and not attempts}
     for event in events:
         event.first_claim = event.pk in first
     return events
@@ -220,23 +227,31 @@ def outbox_claim(*, limit: int = 100, claimer: str | None = None) -> list[Outbox
 def _claim_returning(*, now: Any, lease: Any, claimer: str, limit: int) -> list[OutboxEvent]:
     """PostgreSQL: the claim as one statement (lock the due rows, skipping those another
     worker holds, mark them ours, return them) instead of five round trips: at a few events
-    per claim those were a large part of an event's cost."""
+    per claim those were a large part of an event's cost. Expired leases first, then the
+    oldest pending events, each read in index order (see ``outbox_claim``)."""
     meta = OutboxEvent._meta
     q = connection.ops.quote_name
     table = q(meta.db_table)
     columns = ", ".join(f"o.{q(f.column)}" for f in meta.concrete_fields)
     sql = f"""
-        WITH due AS (
+        WITH expired AS (
             SELECT id, status AS was, attempts AS tries FROM {table}
-            WHERE (status = %s AND available_at <= %s) OR (status = %s AND lease_until < %s)
+            WHERE status = %s AND lease_until < %s
             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        ), waiting AS (
+            SELECT id, status AS was, attempts AS tries FROM {table}
+            WHERE status = %s AND available_at <= %s
+            ORDER BY available_at LIMIT %s FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT * FROM (SELECT 0 AS part, * FROM expired UNION ALL SELECT 1, * FROM waiting) u
+            ORDER BY part, id LIMIT %s
         )
         UPDATE {table} o SET status = %s, lease_until = %s, claimed_by = %s
         FROM due WHERE o.id = due.id
         RETURNING {columns}, due.was, due.tries
     """  # noqa: S608 - names from the model
     pending, claimed = OutboxEvent.Status.PENDING, OutboxEvent.Status.CLAIMED
-    params = [pending, now, claimed, now, limit, claimed, lease, claimer]
+    params = [claimed, now, limit, pending, now, limit, limit, claimed, lease, claimer]
     events = list(OutboxEvent.objects.raw(sql, params))
     for event in events:
         event.first_claim = event.was == pending and not event.tries  # type: ignore[attr-defined]

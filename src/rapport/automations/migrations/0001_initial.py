@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,93 +14,189 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('version', models.PositiveIntegerField(default=1, verbose_name='version')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('trigger', models.CharField(db_index=True, max_length=40, verbose_name='when')),
-                ('trigger_config', models.JSONField(blank=True, default=dict, verbose_name='trigger settings')),
-                ('object_type', models.CharField(blank=True, max_length=20, verbose_name='record')),
-                ('conditions', models.JSONField(blank=True, default=dict, verbose_name='if')),
-                ('actions', models.JSONField(blank=True, default=list, verbose_name='then')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('order', models.PositiveIntegerField(default=100, verbose_name='order')),
-                ('once_per_record', models.BooleanField(default=False, verbose_name='run once per record')),
-                ('inactive_reason', models.CharField(blank=True, max_length=500, verbose_name='why inactive')),
-                ('checked_until', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                ("version", models.PositiveIntegerField(default=1, verbose_name="version")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                ("trigger", models.CharField(db_index=True, max_length=40, verbose_name="when")),
+                (
+                    "trigger_config",
+                    models.JSONField(blank=True, default=dict, verbose_name="trigger settings"),
+                ),
+                ("object_type", models.CharField(blank=True, max_length=20, verbose_name="record")),
+                ("conditions", models.JSONField(blank=True, default=dict, verbose_name="if")),
+                ("actions", models.JSONField(blank=True, default=list, verbose_name="then")),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("order", models.PositiveIntegerField(default=100, verbose_name="order")),
+                (
+                    "once_per_record",
+                    models.BooleanField(default=False, verbose_name="run once per record"),
+                ),
+                (
+                    "inactive_reason",
+                    models.CharField(blank=True, max_length=500, verbose_name="why inactive"),
+                ),
+                ("checked_until", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'rule',
-                'verbose_name_plural': 'rules',
-                'ordering': ['order', 'id'],
+                "verbose_name": "rule",
+                "verbose_name_plural": "rules",
+                "ordering": ["order", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RuleRun',
+            name="RuleRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurrence', models.CharField(max_length=120)),
-                ('event_id', models.BigIntegerField(blank=True, null=True)),
-                ('event_name', models.CharField(blank=True, max_length=60, verbose_name='event')),
-                ('object_type', models.CharField(blank=True, max_length=20)),
-                ('object_id', models.BigIntegerField(blank=True, null=True)),
-                ('object_repr', models.CharField(blank=True, max_length=300, verbose_name='record')),
-                ('depth', models.PositiveSmallIntegerField(default=0)),
-                ('matched', models.BooleanField(default=False, verbose_name='conditions met')),
-                ('conditions_result', models.JSONField(blank=True, default=list)),
-                ('outcome', models.CharField(choices=[('done', 'done'), ('no_match', 'conditions not met'), ('partial', 'some actions failed'), ('failed', 'failed'), ('loop_stopped', 'stopped: rule chain too deep'), ('already_ran', 'skipped: already ran for this record'), ('rule_broken', 'skipped: rule needs fixing')], max_length=20, verbose_name='outcome')),
-                ('message', models.TextField(blank=True, verbose_name='message')),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='when')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='automations.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("occurrence", models.CharField(max_length=120)),
+                ("event_id", models.BigIntegerField(blank=True, null=True)),
+                ("event_name", models.CharField(blank=True, max_length=60, verbose_name="event")),
+                ("object_type", models.CharField(blank=True, max_length=20)),
+                ("object_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "object_repr",
+                    models.CharField(blank=True, max_length=300, verbose_name="record"),
+                ),
+                ("depth", models.PositiveSmallIntegerField(default=0)),
+                ("matched", models.BooleanField(default=False, verbose_name="conditions met")),
+                ("conditions_result", models.JSONField(blank=True, default=list)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("done", "done"),
+                            ("no_match", "conditions not met"),
+                            ("partial", "some actions failed"),
+                            ("failed", "failed"),
+                            ("loop_stopped", "stopped: rule chain too deep"),
+                            ("already_ran", "skipped: already ran for this record"),
+                            ("rule_broken", "skipped: rule needs fixing"),
+                        ],
+                        max_length=20,
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("message", models.TextField(blank=True, verbose_name="message")),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="when")),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="automations.rule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='ActionRun',
+            name="ActionRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField()),
-                ('action', models.CharField(max_length=40)),
-                ('key', models.CharField(max_length=200, unique=True)),
-                ('outcome', models.CharField(choices=[('done', 'done'), ('queued', 'queued for sending'), ('skipped', 'nothing to do'), ('failed', 'failed')], max_length=10, verbose_name='outcome')),
-                ('detail', models.TextField(blank=True, verbose_name='detail')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='action_runs', to='automations.rulerun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField()),
+                ("action", models.CharField(max_length=40)),
+                ("key", models.CharField(max_length=200, unique=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("done", "done"),
+                            ("queued", "queued for sending"),
+                            ("skipped", "nothing to do"),
+                            ("failed", "failed"),
+                        ],
+                        max_length=10,
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("detail", models.TextField(blank=True, verbose_name="detail")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="action_runs",
+                        to="automations.rulerun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'index'],
+                "ordering": ["run", "index"],
             },
         ),
         migrations.CreateModel(
-            name='RuleRecordOnce',
+            name="RuleRecordOnce",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('object_type', models.CharField(max_length=20)),
-                ('object_id', models.BigIntegerField()),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='automations.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("object_type", models.CharField(max_length=20)),
+                ("object_id", models.BigIntegerField()),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="automations.rule",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('rule', 'object_type', 'object_id'), name='rule_once_per_record')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("rule", "object_type", "object_id"), name="rule_once_per_record"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='rulerun',
-            index=models.Index(fields=['object_type', 'object_id', '-id'], name='rulerun_object'),
+            model_name="rulerun",
+            index=models.Index(fields=["object_type", "object_id", "-id"], name="rulerun_object"),
         ),
         migrations.AddIndex(
-            model_name='rulerun',
-            index=models.Index(fields=['outcome', '-id'], name='rulerun_outcome'),
+            model_name="rulerun",
+            index=models.Index(fields=["outcome", "-id"], name="rulerun_outcome"),
         ),
         migrations.AddConstraint(
-            model_name='rulerun',
-            constraint=models.UniqueConstraint(fields=('rule', 'occurrence'), name='ruleruns_once'),
+            model_name="rulerun",
+            constraint=models.UniqueConstraint(fields=("rule", "occurrence"), name="ruleruns_once"),
         ),
     ]
