@@ -79,6 +79,7 @@ class _Cache:
     by_trigger: dict[str, list[Rule]] = field(default_factory=dict)
     by_event: dict[str, list[Rule]] = field(default_factory=dict)
     paths: dict[str, set[str]] = field(default_factory=dict)
+    watched: dict[int, tuple[str, ...]] = field(default_factory=dict)
     fields: dict[str, dict[str, FieldSpec]] = field(default_factory=dict)
 
 
@@ -113,6 +114,7 @@ def _refresh() -> None:
     _cache.by_trigger = by_trigger
     _cache.by_event = {}
     _cache.paths = {}
+    _cache.watched = {}
     _cache.fields = {}
     _cache.stamp = stamp
 
@@ -497,6 +499,14 @@ def on_event(event: OutboxEvent) -> None:
         runs_insert([_grouped_row(event, first, obj, depth, deferred)])
 
 
+def _watched(rule: Rule, trigger: Any, config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The change keys ``rule``'s trigger waits for, kept with the cached rules."""
+    keys = _cache.watched.get(rule.pk)
+    if keys is None:
+        keys = _cache.watched[rule.pk] = trigger.watches(config)
+    return keys
+
+
 def _condition_paths(event_name: str) -> set[str]:
     """The fields the conditions of the rules on ``event_name`` read (kept with the rules)."""
     paths = _cache.paths.get(event_name)
@@ -546,6 +556,10 @@ def on_events(events: list[OutboxEvent]) -> list[OutboxEvent]:
         for rule in rules:
             trigger = TRIGGERS[rule.trigger]
             config = rule.trigger_config or {}
+            if trigger.watches is not None and not any(
+                key in (changes or ()) for key in _watched(rule, trigger, config)
+            ):
+                continue  # the field its trigger waits for did not change
             if trigger.test is not None and not trigger.test(payload, obj, config):
                 continue
             fields = fields_of.get(trigger.object_type)

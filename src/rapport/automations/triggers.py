@@ -28,6 +28,11 @@ class Trigger:
     test: Callable[[Mapping[str, Any], Any, Mapping[str, Any]], bool] | None = field(
         default=None, compare=False
     )
+    # The keys of the event's changes of which one must be there for ``test`` to pass (a
+    # cheap look the worker makes first, for each rule on every update); None: no such key.
+    watches: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = field(
+        default=None, compare=False
+    )
 
 
 def _field_changed(payload: Mapping[str, Any], obj: Any, config: Mapping[str, Any]) -> bool:
@@ -41,6 +46,13 @@ def _field_changed(payload: Mapping[str, Any], obj: Any, config: Mapping[str, An
 
     spec = fields_cached(obj_type_of(obj)).get(path)
     return spec is not None and _compare(spec.type, "eq", new, config["to"])
+
+
+def _field_watched(config: Mapping[str, Any]) -> tuple[str, ...]:
+    path = str(config.get("field") or "")
+    if path.startswith("custom."):
+        return ("custom_fields",)
+    return (path, f"{path}_id")
 
 
 def _stage_changed(payload: Mapping[str, Any], obj: Any, config: Mapping[str, Any]) -> bool:
@@ -94,6 +106,7 @@ def _build() -> dict[str, Trigger]:
                 events=(f"{ot}.updated",),
                 has_changes=True,
                 test=_field_changed,
+                watches=_field_watched,
             )
         )
     t += [
