@@ -299,6 +299,8 @@ def _items(
 ) -> tuple[_Item, ...]:
     """``cached`` only for the worker's cached rules, never edited in place (a rule being
     edited or tested is made afresh each time)."""
+    if not conditions.get("items"):
+        return ()  # nothing to prepare (and ``rule.conditions or {}`` is a new dict each time)
     hit = _COMPILED.get(id(conditions)) if cached else None
     if hit is not None and hit[0] is conditions and hit[1] is fields:
         return hit[2]
