@@ -129,22 +129,36 @@ def _check_people(imported: dict[str, Any]) -> None:
         for i, t in enumerate(imported["truth"])
     }
     precision, recall = _precision_recall(truth, {k: v for k, v in found.items() if v})
-    assert precision >= 0.98, f"people precision {precision:.4f}"
-    assert recall >= 0.95, f"people recall {recall:.4f}"
+    figures = f"people: precision {precision:.4f}, recall {recall:.4f} (targets 0.98 / 0.95)"
+    assert precision >= 0.98, figures
+    assert recall >= 0.95, figures
 
 
 def _check_companies(imported: dict[str, Any]) -> None:
+    """Companies: the floor the row-by-row rules reach, and the issue's targets (xfail).
+
+    48 names in the corpus are shared by several companies (141 of 596; "شركة الخرافي" is
+    four), told apart only by a tax id (on six rows in ten), a switchboard or a person
+    seen before. A row with none of these, from a person not seen yet, naming such a
+    company says nothing about which one it is: it gets a company of its own when the
+    base already holds two of that name (a duplicate to review), and the one of that name
+    when it holds one (right 86% of the time here). Deciding in file order, even a
+    perfect choice at every other row leaves recall at 0.935; the same evidence over the
+    whole import at once (tax id, person, switchboard) would reach 0.987 / 0.953.
+    """
     truth = {i: t["company_id"] for i, t in enumerate(imported["truth"])}
     found = {
         i: imported["lines"][(t["file"], int(t["row"]))].company_id
         for i, t in enumerate(imported["truth"])
     }
     precision, recall = _precision_recall(truth, {k: v for k, v in found.items() if v})
+    figures = f"companies: precision {precision:.4f}, recall {recall:.4f} (targets 0.98 / 0.95)"
+    assert precision >= 0.945, figures
+    assert recall >= 0.935, figures
     if precision < 0.98 or recall < 0.95:
         pytest.xfail(
-            f"companies: precision {precision:.4f}, recall {recall:.4f} (targets 0.98 / 0.95): "
-            "rows without a tax id that name one of several same-named companies are linked "
-            "by name alone"
+            f"{figures}: rows without a tax id from a person not seen before, naming one of "
+            "several companies of the same name, carry nothing that tells which one"
         )
 
 

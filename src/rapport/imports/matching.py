@@ -334,9 +334,24 @@ def _similarity(key: str, other: str) -> int:
 GENERIC_FORMS = frozenset({"Co.", "Company", "شركة", "مؤسسة"})
 
 
+# One legal form written in another script or language: "ООО «Ромашка»" exported in
+# English is "Romashka LLC", in Latin letters "OOO Romashka"; not a second company.
+SAME_FORMS: dict[str, str] = {
+    **dict.fromkeys(("ООО", "OOO", "LLC", "MMC", "ذ.م.م"), "LLC"),
+    **dict.fromkeys(("АО", "AO", "JSC"), "JSC"),
+    **dict.fromkeys(("ОАО", "OAO", "OJSC", "ASC"), "OJSC"),
+    **dict.fromkeys(("ЗАО", "ZAO", "CJSC", "QSC"), "CJSC"),
+    **dict.fromkeys(("ПАО", "PAO", "PJSC"), "PJSC"),
+    **dict.fromkeys(("ИП", "IP"), "IP"),
+}
+
+
 def _form_conflict(a: str, b: str) -> bool:
-    """Two specific legal forms that differ ("АО" / "ООО") make two companies."""
-    return bool(a and b and a != b and a not in GENERIC_FORMS and b not in GENERIC_FORMS)
+    """Two specific legal forms that differ ("АО" / "ООО") make two companies; the same
+    form in another script or language ("ООО" / "LLC", ``SAME_FORMS``) does not."""
+    if not a or not b or a in GENERIC_FORMS or b in GENERIC_FORMS:
+        return False
+    return SAME_FORMS.get(a, a) != SAME_FORMS.get(b, b)
 
 
 def company_candidates(rd: RowData, found: list[Known]) -> list[Known]:
@@ -357,10 +372,24 @@ def company_candidates(rd: RowData, found: list[Known]) -> list[Known]:
             continue  # two different tax ids: two companies
         if _form_conflict(form, k.form):
             continue
-        shared = not rd.has_person and bool(set(rd.emails) & k.emails or set(rd.phones) & k.phones)
-        if sim + (10 if shared else 0) >= 95:
+        if sim + (10 if _holds_contact(rd, k) else 0) >= 95:
             out.append(k)
     return out
+
+
+def _holds_contact(rd: RowData, k: Known) -> bool:
+    """A company row (no person on it) whose email or phone the company already has."""
+    return not rd.has_person and bool(set(rd.emails) & k.emails or set(rd.phones) & k.phones)
+
+
+def _by_name_alone(rd: RowData, cands: list[Known]) -> list[int]:
+    """The candidates a name alone may link this row to: those of the same name, legal
+    form, quotes, case and script aside ("ООО «Ромашка»" is "Romashka LLC"), and the ones
+    holding the row's own email or phone. A name a letter off is another company as often
+    as a typo ("Мясников" / "Мясникова"), so a similar name needs a second signal: a tax
+    id, the person's employer or a shared switchboard."""
+    key = name_key(str(rd.company.get("short_name") or ""))
+    return [k.id for k in cands if (key and k.key == key) or _holds_contact(rd, k)]
 
 
 def choose_company(
@@ -372,9 +401,11 @@ def choose_company(
 ) -> int | None:
     """One of the candidates, or None (a new company) when the evidence cannot tell.
 
-    A company with the same tax id wins; then the one the person already works at; then
-    the one whose people share this row's phone (a switchboard: ``staff(phones, ids)`` gives
-    the companies among ``ids`` where someone has one of the phones); then a single candidate.
+    A company with the same tax id wins; then the one the person already works at (of
+    several, the one with a tax id: the others are records an undecided row of theirs
+    created); then the one whose people share this row's phone (a switchboard:
+    ``staff(phones, ids)`` gives the companies among ``ids`` where someone has one of the
+    phones); then the single candidate a name alone may link to (``_by_name_alone``).
     Several same-named companies and nothing to tell them apart: a new record, since
     merging two companies is worse than a duplicate the finder will show.
     """
@@ -385,15 +416,19 @@ def choose_company(
         return cands[0].id
     ids = [k.id for k in cands]
     if employers:
-        mine = [i for i in ids if i in employers]
+        mine = [k for k in cands if k.id in employers]
         if len(mine) == 1:
-            return mine[0]
-    if rd.phones and len(ids) > 1:
+            return mine[0].id
+        taxed = [k.id for k in mine if k.tax_id]
+        if len(taxed) == 1:
+            return taxed[0]
+    if rd.phones:
         via_staff = staff(rd.phones, ids) & set(ids)
         if len(via_staff) == 1:
             return via_staff.pop()
-    if len(ids) == 1:
-        return ids[0]
+    named = _by_name_alone(rd, cands)
+    if len(named) == 1:
+        return named[0]
     return None
 
 
