@@ -110,6 +110,20 @@ def _select_in(
             yield from cur.fetchall()
 
 
+def _companies(ids: list[int]) -> Iterator[Known]:
+    """The live companies among ``ids``, as candidates (name, tax id, legal form)."""
+    cols = ["id", "name_key", "tax_id", "legal_form"]
+    for oid, key, tax_id, form in _select_in(Company, cols, "id", ids, live=True):
+        yield Known(id=oid, key=key, tax_id=tax_id, form=form or "")
+
+
+def _companies_by_tax(taxes: list[str]) -> Iterator[Known]:
+    """The live companies with one of the tax ids ``taxes``."""
+    cols = ["id", "name_key", "tax_id", "legal_form"]
+    for oid, key, tax_id, form in _select_in(Company, cols, "tax_id", taxes, live=True):
+        yield Known(id=oid, key=key, tax_id=tax_id, form=form or "")
+
+
 class ChunkCandidates:
     """The guard's candidates for every row of a chunk, read with a few set-based queries.
 
@@ -140,12 +154,22 @@ class ChunkCandidates:
         phones = sorted({p for rd in rows for p in rd.phones})
         emails = sorted({e for rd in rows for e in rd.emails})
         taxes = sorted({str(rd.company["tax_id"]) for rd in rows if rd.company.get("tax_id")})
+        # A company whose tax id is in the base under a similar name is that company
+        # (``company_candidates``): its row needs no name blocks. Common names are shared
+        # by hundreds of companies, which the blocks would bring in for nothing.
+        taxed: dict[str, list[Known]] = {}
+        for company in _companies_by_tax(taxes):
+            taxed.setdefault(company.tax_id, []).append(company)
         probes: dict[str, set[int]] = {"company": set(), "person": set()}
         for rd in rows:
             if rd.has_person:
                 probes["person"].update(name_probe_keys(name_key(full_name(rd))))
-            if rd.company.get("short_name"):
-                probes["company"].update(name_probe_keys(name_key(str(rd.company["short_name"]))))
+            name = str(rd.company.get("short_name") or "")
+            if name:
+                key = name_key(name)
+                tax_id = str(rd.company.get("tax_id") or "")
+                if not any(_similarity(key, c.key) >= 50 for c in taxed.get(tax_id, ())):
+                    probes["company"].update(name_probe_keys(key))
         ids: dict[str, set[int]] = {"company": set(), "person": set()}
         points: list[tuple[str, int, str, str]] = []  # (kind, id, channel, value)
         for channel, values in (("phone", phones), ("email", emails)):
@@ -156,20 +180,17 @@ class ChunkCandidates:
                 if oid is not None:
                     ids[kind].add(oid)
                     points.append((kind, oid, channel, value))
-        ids["company"].update(r[0] for r in _select_in(Company, ["id"], "tax_id", taxes))
-        blocks: dict[str, list[tuple[int, int]]] = {"company": [], "person": []}
+        ids["company"].update(c.id for same in taxed.values() for c in same)
         key_models: dict[str, Any] = {"company": CompanyNameKey, "person": PersonNameKey}
         for kind, model in key_models.items():
             found = list(
                 _select_in(model, ["key", kind], "key", sorted(probes[kind]), size=KEY_PART)
             )
-            blocks[kind] = found
             ids[kind].update(oid for _k, oid in found)
-        for kind in ("company", "person"):
             self._read(kind, sorted(ids[kind]))
             known = self.known[kind]
             by_block = self.by_block[kind]
-            for block, oid in blocks[kind]:
+            for block, oid in found:
                 if oid in known:
                     members = by_block.get(block)
                     if members is None:
@@ -194,8 +215,7 @@ class ChunkCandidates:
         cols = ["id", "name_key", *(["tax_id", "legal_form"] if kind == "company" else [])]
         known = self.known[kind]
         if kind == "company":
-            for oid, key, tax_id, form in _select_in(model, cols, "id", ids, live=True):
-                known[oid] = Known(id=oid, key=key, tax_id=tax_id, form=form or "")
+            known.update((k.id, k) for k in _companies(ids))
         else:
             for oid, key in _select_in(model, cols, "id", ids, live=True):
                 known[oid] = Known(id=oid, key=key, detailed=False)

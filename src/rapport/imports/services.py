@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
+from rapport.core.bulk import objects_insert
 from rapport.core.emails import normalize_email
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
@@ -810,7 +811,7 @@ def _commit_chunk(ctx: RunContext, chunk: list[RowData]) -> None:
     try:
         with transaction.atomic():
             lines = _process_chunk(ctx, chunk)
-            ImportRow.objects.bulk_create(lines, batch_size=500)
+            objects_insert(ImportRow, lines)
             for line in lines:
                 ctx.counts[line.outcome] = ctx.counts.get(line.outcome, 0) + 1
             done = chunk[-1].row_number - run.header_row

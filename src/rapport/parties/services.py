@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
 from rapport.core.audit import audit_record, diff, snapshot
+from rapport.core.bulk import objects_insert, rows_insert, rows_update
 from rapport.core.concurrency import merge_stale
 from rapport.core.customfields import custom_fields_clean, definitions_for
 from rapport.core.emails import normalize_email, split_email_field
@@ -1557,8 +1558,8 @@ class DirectoryBatch:
         """Write everything staged; afterwards every staged record has its id."""
         now = timezone.now()
         new = {k: [st for st in self.order if _kind(st.obj) == k] for k in ("company", "person")}
-        _objects_insert(Company, [st.obj for st in new["company"]], ids=True)
-        _objects_insert(Person, [st.obj for st in new["person"]], ids=True)
+        objects_insert(Company, [st.obj for st in new["company"]], ids=True)
+        objects_insert(Person, [st.obj for st in new["person"]], ids=True)
         for st in self.order:
             self._by_pk[(_kind(st.obj), st.obj.pk)] = st
         changed = [st for st in self.staged.values() if st.dirty]
@@ -1568,7 +1569,7 @@ class DirectoryBatch:
             for obj in rows:
                 obj.updated_at = now
             if rows:
-                _rows_update(model, rows, [*names, "name_key", "team", "version", "updated_at"])
+                rows_update(model, rows, [*names, "name_key", "team", "version", "updated_at"])
         touched = [st for st in self.staged.values() if st.new or st.dirty]
         # contact points: a changed record's are replaced, as _replace_points does
         for kind in ("company", "person"):
@@ -1584,8 +1585,8 @@ class DirectoryBatch:
                     p.company = st.obj if isinstance(st.obj, Company) else None
                     p.person = st.obj if isinstance(st.obj, Person) else None
                     points.append(p)
-        _objects_insert(ContactPoint, points)
-        _objects_insert(
+        objects_insert(ContactPoint, points)
+        objects_insert(
             Employment,
             [
                 Employment(person=st.obj, company=c, position=pos, role=role)
@@ -1596,13 +1597,14 @@ class DirectoryBatch:
         )
         self._write_keys([st for st in touched if st.keys_changed])
         self._write_tags([st for st in touched if st.tags is not None])
-        docs = []
+        docs: list[SearchDocument] = []
+        new_docs: list[SearchDocument] = []
         for st in touched:
             if isinstance(st.obj, Company):
                 doc = _company_search_doc(st.obj, st.points)
             else:
                 doc = _person_search_doc(st.obj, st.points, [c.short_name for c, _p, _r in st.jobs])
-            docs.append(
+            (new_docs if st.new else docs).append(
                 SearchDocument(
                     object_type=doc["object_type"],
                     object_id=doc["object_id"],
@@ -1614,6 +1616,7 @@ class DirectoryBatch:
                     deleted=doc["deleted"],
                 )
             )
+        objects_insert(SearchDocument, new_docs)  # a new record has none yet
         SearchDocument.objects.bulk_create(
             docs,
             batch_size=500,
@@ -1646,8 +1649,8 @@ class DirectoryBatch:
                     available_at=now,
                 )
             )
-        _objects_insert(AuditEntry, audits)
-        _objects_insert(OutboxEvent, events)
+        objects_insert(AuditEntry, audits)
+        objects_insert(OutboxEvent, events)
         if events:
             from rapport.core.nudge import outbox_nudge_on_commit
 
@@ -1669,7 +1672,7 @@ class DirectoryBatch:
                 model.objects.filter(**{f"{owner}__in": part}).delete()
             # ~15 keys a person: tuples, not model instances (the ORM's per-object work was
             # most of the time of writing them)
-            _rows_insert(
+            rows_insert(
                 model,
                 [owner, "key"],
                 [(st.obj.pk, k) for st in mine for k in name_block_keys(st.obj.name_key)],
@@ -1686,79 +1689,3 @@ def _kind(obj: Company | Person) -> str:
 
 def _chunks(ids: list[int], size: int = 2000) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-def _rows_update(model: Any, objs: Sequence[Any], names: list[str]) -> None:
-    """``bulk_update`` of ``names`` as one parameterised UPDATE per row, sent with
-    ``executemany``: Django's bulk_update builds a CASE WHEN per field over the whole batch,
-    which SQLite evaluates for every row (500 rows x 16 fields: ~0.7 s a chunk)."""
-    conn = transaction.get_connection()
-    qn = conn.ops.quote_name
-    fields = [model._meta.get_field(n) for n in names]
-    pk = model._meta.pk
-    # names from the model, values as parameters
-    sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
-        qn(model._meta.db_table),
-        ", ".join(f"{qn(f.column)} = %s" for f in fields),
-        qn(pk.column),
-    )
-    params = [
-        [*(f.get_db_prep_save(getattr(o, f.attname), conn) for f in fields), o.pk] for o in objs
-    ]
-    with conn.cursor() as cur:
-        cur.executemany(sql, params)
-
-
-def _objects_insert(model: Any, objs: Sequence[Any], *, ids: bool = False) -> None:
-    """``bulk_create`` of new rows: each field's value is prepared as the ORM prepares it
-    (``pre_save`` fills the creation times, ``get_db_prep_save`` adapts dates and JSON), but
-    without the SQL compiler's per-value work, which was most of the time of writing them.
-    ``ids``: the new ids are read back (RETURNING, in the order of the rows, as
-    ``bulk_create`` reads them on SQLite >= 3.35 and PostgreSQL) and set on the objects."""
-    if not objs:
-        return
-    conn = transaction.get_connection()
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    new_ids = _rows_insert(
-        model,
-        [f.name for f in fields],
-        [[f.get_db_prep_save(f.pre_save(o, True), conn) for f in fields] for o in objs],
-        returning=model._meta.pk.column if ids else "",
-    )
-    for obj, pk in zip(objs if ids else (), new_ids, strict=True):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, conn.alias
-
-
-def _rows_insert(
-    model: Any,
-    names: list[str],
-    rows: Sequence[Sequence[Any]],
-    batch: int = 500,
-    *,
-    returning: str = "",
-) -> list[Any]:
-    """Insert ``rows`` (tuples of database values for the fields ``names``) with multi-row
-    INSERTs, without model instances; for plain columns only (no defaults are applied).
-    ``returning``: a column whose values of the new rows are returned, in order."""
-    out: list[Any] = []
-    if not rows:
-        return out
-    conn = transaction.get_connection()
-    qn = conn.ops.quote_name
-    columns = ", ".join(qn(model._meta.get_field(n).column) for n in names)
-    one = "(" + ", ".join(["%s"] * len(names)) + ")"
-    tail = f" RETURNING {qn(returning)}" if returning else ""
-    batch = max(1, min(batch, 30_000 // len(names)))  # SQLite takes 32,766 parameters
-    with conn.cursor() as cur:
-        for i in range(0, len(rows), batch):
-            part = rows[i : i + batch]
-            cur.execute(
-                f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - names from the model
-                + ", ".join([one] * len(part))
-                + tail,
-                [v for row in part for v in row],
-            )
-            if returning:
-                out.extend(r[0] for r in cur.fetchall())
-    return out
