@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import models, transaction
+from django.utils import timezone
 
 # Fields whose database value is the Python value itself when it has the expected type
 # (the exact classes: a subclass may prepare its values differently).
@@ -33,16 +34,32 @@ _PLAIN_TYPES: dict[type[models.Field[Any, Any]], tuple[type, ...]] = {
 }
 
 
-def _prepared(f: Any, conn: Any) -> Callable[[Any], Any]:
-    """A function object -> database value of the field ``f``."""
+def _prepared(f: Any, conn: Any, now: Any) -> Callable[[Any], Any]:
+    """A function object -> database value of the field ``f``; ``now``: the creation time
+    of the batch (``auto_now``/``auto_now_add`` fields get it, as ``pre_save`` would give
+    each row its own)."""
+    attname = f.attname
+    if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+        value = f.get_db_prep_save(now, conn)
+
+        def stamped(o: Any) -> Any:
+            setattr(o, attname, now)
+            return value
+
+        return stamped
+    plain = _PLAIN_TYPES.get(type(f))
+    last: list[Any] = [object(), None]  # the last value and its database value
 
     def orm(o: Any) -> Any:
-        return f.get_db_prep_save(f.pre_save(o, True), conn)
+        value = f.pre_save(o, True)
+        if value is last[0]:  # a batch's rows often share one value (a time, a dict)
+            return last[1]
+        prepared = f.get_db_prep_save(value, conn)
+        last[0], last[1] = value, prepared  # held here, so its id is not reused meanwhile
+        return prepared
 
-    plain = _PLAIN_TYPES.get(type(f))
-    if plain is None or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+    if plain is None:
         return orm
-    attname = f.attname
 
     def direct(o: Any) -> Any:
         value = getattr(o, attname)
@@ -59,7 +76,8 @@ def objects_insert(model: Any, objs: Sequence[Any], *, ids: bool = False) -> Non
         return
     conn = transaction.get_connection()
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    preps = [_prepared(f, conn) for f in fields]
+    now = timezone.now()
+    preps = [_prepared(f, conn, now) for f in fields]
     new_ids = rows_insert(
         model,
         [f.name for f in fields],

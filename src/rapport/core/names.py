@@ -337,17 +337,20 @@ def _hash(word: str, part: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def name_block_keys(key: str) -> list[int]:
-    """The blocking keys stored for a record whose ``name_key`` is ``key`` (64-bit ints)."""
+@lru_cache(maxsize=4096)
+def name_block_keys(key: str) -> tuple[int, ...]:
+    """The blocking keys stored for a record whose ``name_key`` is ``key`` (64-bit ints).
+    Remembered for the last few thousand names: a batch asks for a new record's keys when
+    it is staged and again when it is written."""
     tokens = _block_tokens(key)
     if not tokens:
-        return []
+        return ()
     pairs = {("F", " ".join(tokens))}
     if len(tokens) >= 3:
         pairs.update(("S", _without(tokens, i)) for i in range(len(tokens)))
     for i, token in enumerate(tokens):
         pairs.update((_without(tokens, i), p) for p in _stored_parts(token))
-    return sorted({_hash(w, p) for w, p in pairs})
+    return tuple(sorted({_hash(w, p) for w, p in pairs}))
 
 
 @lru_cache(maxsize=4096)
