@@ -234,8 +234,11 @@ def name_tokens(name: str) -> list[str]:
     return tokens
 
 
+@lru_cache(maxsize=8192)
 def name_key(name: str) -> str:
-    """Comparison key: equal for "ООО «Ромашка»", "Ромашка ООО" and "romashka llc"."""
+    """Comparison key: equal for "ООО «Ромашка»", "Ромашка ООО" and "romashka llc".
+    Remembered for the last few thousand names: an import asks for a row's several times
+    (its candidates, its decision, the record it stages)."""
     return " ".join(name_tokens(name))
 
 
