@@ -884,7 +884,9 @@ def generate(
     t0 = time.perf_counter()
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":
-            cur.execute("ANALYZE")
+            # VACUUM too, as autovacuum would have by the time a base is this big: index-only
+            # scans (the name keys) need the visibility map of the generated rows
+            cur.execute("VACUUM ANALYZE")
         else:
             cur.execute("ANALYZE")
             cur.execute("PRAGMA synchronous=NORMAL")
