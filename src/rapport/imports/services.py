@@ -740,7 +740,13 @@ def run_execute(
 
 
 def _fail(run_id: int, message: str) -> None:
-    # If the database is gone too, the stale-run sweep marks it when it is back.
+    # A connection the server ended (a restart, an administrator) stays broken after an
+    # error outside a transaction (inside one, the failed rollback drops it): drop it, so the
+    # mark goes through a new one. If the database is gone too, the stale-run sweep marks
+    # the run when it is back.
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
     with contextlib.suppress(DatabaseError):
         ImportRun.objects.filter(pk=run_id).update(
             status=RunStatus.FAILED, error=message[:2000], heartbeat_at=timezone.now()
