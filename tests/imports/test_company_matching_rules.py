@@ -171,3 +171,23 @@ def test_a_company_row_with_a_similar_name_and_the_same_email_is_that_company(ad
     first, second = _company_of_each_row(run)
     assert first == second
     assert Company.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_numbered_company_names_each_stay_one_company_over_many_rows(admin_user, tmp_path):
+    """"ООО Компания21" is one letter from a dozen others ("Компания2", "Компания20", …): its
+    own record must stay among the candidates looked at, or each row makes another."""
+    lines = ["ФИО;Телефон;E-mail;Компания"] + [
+        f"Клиентов{i} Клиент;+7 912 {i:03d}-{i % 100:02d}-{(i * 7) % 100:02d};c{i}@example.com;"
+        f"ООО Компания{i % 25}"
+        for i in range(300)
+    ]
+    source = tmp_path / "numbered.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = services.run_create(
+        actor=admin_user, source=source, file_name=source.name, target="people",
+        default_region="RU", copy=False,
+    )  # fmt: skip
+    run = services.run_execute(run.pk, actor=admin_user)
+    names = sorted(Company.objects.values_list("short_name", flat=True))
+    assert names == sorted(f"ООО Компания{i}" for i in range(25)), run.counts

@@ -235,3 +235,12 @@ def test_a_misspelt_name_outside_the_users_scope_is_shown_without_its_name(carol
     shown = found[0].as_dict()
     assert shown["id"] is None
     assert "Kuznetsov" not in shown["title"]
+
+
+def test_the_same_name_comes_first_among_many_similar_ones(alice, make_company):
+    """Of 25 numbered companies a dozen are one letter from "Компания21": the guard shows
+    ten, and the company of that very name is the first of them, not cut off."""
+    companies = {i: make_company(alice, f"ООО Компания{i}") for i in range(25)}
+    found = find_duplicates(object_type="company", name="ООО Компания21", user=alice)
+    assert len(found) == 10
+    assert found[0].object_id == companies[21].pk

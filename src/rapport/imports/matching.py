@@ -273,6 +273,7 @@ class ChunkCandidates:
         the people's employments read; a first pass over a chunk collects them instead)."""
         known = self.known[kind]
         scores: dict[int, int] = {}
+        likeness: dict[int, int] = {}  # name similarity: orders candidates of one score
 
         def merge(oid: int, score: int) -> None:
             old = scores.get(oid)
@@ -294,16 +295,20 @@ class ChunkCandidates:
                         merge(oid, score)
         key = name_key(name)
         if key:
-            for oid, score in self._by_name(kind, key):
-                merge(oid, score)
-        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+            for oid, sim in self._by_name(kind, key):
+                merge(oid, min(sim, 90))
+                likeness[oid] = sim
+        # the order of ``candidate_order``: score, likeness of the names, oldest first
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], -likeness.get(kv[0], 0), kv[0]))
+        best = best[:limit]
         if kind == "person" and details:
             self.details({oid for oid, _score in best})
         return [known[oid] for oid, _score in best]
 
     def _by_name(self, kind: str, key: str) -> list[tuple[int, int]]:
         """The records in the blocks ``key`` probes whose names reach the threshold, with
-        their name score (at most 90), as ``find_duplicates`` scores them."""
+        the similarity of their names (``find`` scores it at most 90, as
+        ``find_duplicates`` does)."""
         hit = self._named.get((kind, key))
         if hit is not None:
             return hit
@@ -328,7 +333,7 @@ class ChunkCandidates:
                         else 0
                     )
                 if sim >= FUZZY_THRESHOLD:
-                    out.append((oid, min(sim, 90)))
+                    out.append((oid, sim))
         self._named[(kind, key)] = out
         for probe in probes:
             self._named_by_block.setdefault((kind, probe), set()).add(key)

@@ -40,6 +40,10 @@ class Candidate:
     reasons: list[str] = field(default_factory=list)
     visible: bool = True
     responsible: str = ""
+    # How alike the names are (0-100): a name alone scores 90 at most, so among candidates
+    # of one score the same name goes before a similar one ("Компания21" before
+    # "Компания2", "Компания20", … when more than ``limit`` are alike).
+    name_score: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,16 +150,25 @@ def _may_reach(key: str, other: str, threshold: int) -> bool:
     return fuzz.ratio("".join(sorted(key)), "".join(sorted(other))) >= threshold - 0.5
 
 
-def _merge(found: dict[int, Candidate], oid: int, title: str, score: int, reason: str) -> None:
+def _merge(
+    found: dict[int, Candidate], oid: int, title: str, score: int, reason: str, name: int = 0
+) -> None:
     cand = found.get(oid)
     if cand is None:
         found[oid] = Candidate(
-            object_type="", object_id=oid, title=title, score=score, reasons=[reason]
-        )
+            object_type="", object_id=oid, title=title, score=score, reasons=[reason],
+            name_score=name,
+        )  # fmt: skip
         return
     cand.reasons.append(reason)
+    cand.name_score = max(cand.name_score, name)
     # Two independent signals make a match surer than either alone.
     cand.score = min(100, max(cand.score, score) + 5)
+
+
+def candidate_order(c: Candidate) -> tuple[int, int, int]:
+    """Best first: the score, then the likeness of the names, then the oldest record."""
+    return (-c.score, -c.name_score, c.object_id)
 
 
 def find_duplicates(
@@ -211,13 +224,13 @@ def find_duplicates(
                 )
                 hit = scored[other_key] = (score, reason)
             if hit[0] >= FUZZY_THRESHOLD:
-                _merge(found, oid, "", min(hit[0], 90), hit[1])
+                _merge(found, oid, "", min(hit[0], 90), hit[1], name=hit[0])
     found.pop(exclude_id or -1, None)
     if not found:
         return []
     # Only the best ``limit`` are shown: load those rows, not every match (a common
     # Russian name has ~100 at 1M people, "Иванов Иван" within "Иванов Иван Иванович").
-    best = sorted(found.values(), key=lambda c: (-c.score, c.object_id))[:limit]
+    best = sorted(found.values(), key=candidate_order)[:limit]
     rows = model.objects.filter(id__in=[c.object_id for c in best]).select_related("responsible")
     result: list[Candidate] = []
     for row in rows:
@@ -230,5 +243,5 @@ def find_duplicates(
                 user, object_type, "view", owner_id=row.responsible_id, team_id=row.team_id
             )
         result.append(cand)
-    result.sort(key=lambda c: (-c.score, c.object_id))
+    result.sort(key=candidate_order)
     return result[:limit]
