@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q
+from django.db import connection
 from django.utils.translation import gettext as _
 from rapidfuzz import fuzz
 
@@ -114,23 +114,58 @@ def name_keys_rebuild(
             progress(done)
 
 
+def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
 def _fuzzy_block(model: type[Company] | type[Person], key: str) -> dict[int, str]:
     """{id: name_key} of live records sharing a blocking key with ``key``.
 
     Found: a typo anywhere (one letter changed, added, dropped, or two swapped), another
     word order or alphabet (the key is sorted and transliterated), a word more or less
-    (a patronymic). One query: the key index, then the records by primary key.
+    (a patronymic). One query: the key index, then the records by primary key — in plain
+    SQL (names from the models, values as parameters): the guard runs on every save and
+    every check as one types, and the ORM's compiling cost more than the query.
     """
-    probes = name_probe_keys(key)
+    probes = list(name_probe_keys(key))
     if not probes:
         return {}
-    ids: Any
-    if model is Company:
-        ids = CompanyNameKey.objects.filter(key__in=probes).order_by().values("company_id")
-    else:
-        ids = PersonNameKey.objects.filter(key__in=probes).order_by().values("person_id")
-    live = model.objects.filter(id__in=ids, deleted_at__isnull=True).order_by()
-    return dict(live.values_list("id", "name_key")[:BLOCK_LIMIT])
+    qn = connection.ops.quote_name
+    key_model: Any = CompanyNameKey if model is Company else PersonNameKey
+    fk = qn(key_model._meta.get_field("company" if model is Company else "person").column)
+    sql = (
+        f"SELECT {qn('id')}, {qn('name_key')} FROM {qn(model._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('id')} IN (SELECT {fk} FROM {qn(key_model._meta.db_table)} "
+        f"WHERE {qn('key')} IN ({_marks(probes)})) AND {qn('deleted_at')} IS NULL "
+        f"LIMIT {BLOCK_LIMIT}"
+    )
+    return dict(_rows(sql, probes))
+
+
+def _by_contact(owner: str, phones: list[str], emails: list[str]) -> list[tuple[Any, ...]]:
+    """(id, channel, value) of the live companies or people (``owner``) holding one of the
+    phones or emails, 50 at most."""
+    qn = connection.ops.quote_name
+    model: Any = Company if owner == "company" else Person
+    fk = qn(f"{owner}_id")  # ContactPoint's foreign key column
+    either, params = [], []
+    for channel, values in (("phone", phones), ("email", emails)):
+        if values:
+            either.append(f"(cp.{qn('channel')} = %s AND cp.{qn('value')} IN ({_marks(values)}))")
+            params += [channel, *values]
+    sql = (
+        f"SELECT cp.{fk}, cp.{qn('channel')}, cp.{qn('value')} "  # noqa: S608 - names from the models
+        f"FROM {qn(ContactPoint._meta.db_table)} cp "
+        f"JOIN {qn(model._meta.db_table)} r ON r.{qn('id')} = cp.{fk} "
+        f"WHERE ({' OR '.join(either)}) AND r.{qn('deleted_at')} IS NULL LIMIT 50"
+    )
+    return _rows(sql, params)
 
 
 def _may_reach(key: str, other: str, threshold: int) -> bool:
@@ -194,10 +229,7 @@ def find_duplicates(
         ).values_list("id", "short_name")[:limit]:
             _merge(found, cid, title, 100, _("same tax id"))
     if phones or emails:
-        cp = ContactPoint.objects.filter(
-            Q(channel="phone", value__in=phones) | Q(channel="email", value__in=emails)
-        ).filter(**{f"{owner}__isnull": False, f"{owner}__deleted_at__isnull": True})
-        for oid, channel, value in cp.values_list(f"{owner}_id", "channel", "value")[:50]:
+        for oid, channel, value in _by_contact(owner, phones, emails):
             if channel == "phone":
                 _merge(found, oid, "", 70, _("same phone %(phone)s") % {"phone": value})
             else:
