@@ -42,9 +42,11 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_worker(settings: Any) -> None:
-    """The worker is not running in unit tests; tests dispatch the outbox themselves."""
+def _quiet_worker(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The worker is not running in unit tests; tests dispatch the outbox themselves.
+    Uploaded and imported files go to a temporary MEDIA_ROOT, not the project's var/."""
     settings.OUTBOX_NUDGE = False
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
 
 
 @pytest.fixture(autouse=True)
