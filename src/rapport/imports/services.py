@@ -915,24 +915,25 @@ def run_undo(*, actor: User | None, run: ImportRun) -> UndoResult:
         last_version: dict[tuple[str, int], int] = {}
         befores: dict[tuple[str, int], dict[str, Any]] = {}
         first_row: dict[tuple[str, int], int] = {}
-        for line in run.rows.exclude(changes=[]).order_by("row_number"):
-            for ch in line.changes:
+        lines = run.rows.exclude(changes=[]).order_by("row_number")
+        for row_number, changes in lines.values_list("row_number", "changes"):
+            for ch in changes:
                 key = (str(ch["type"]), int(ch["id"]))
                 if ch["action"] == "create":
-                    created[key] = line.row_number
+                    created[key] = row_number
                     continue
                 last_version[key] = int(ch["version"])
-                first_row.setdefault(key, line.row_number)
+                first_row.setdefault(key, row_number)
                 merged = befores.setdefault(key, {})
                 for k, v in (ch.get("before") or {}).items():
                     merged.setdefault(k, v)  # the earliest value wins
         for key, before in befores.items():
             if key not in created:
                 _undo_update(actor, key, first_row[key], before, last_version[key], result)
-        for kind in ("person", "company"):
-            for key, row in created.items():
-                if key[0] == kind:
-                    _undo_create(actor, run, key, row, last_version.get(key, 1), result)
+        for kind in ("person", "company"):  # people first: they take their company links along
+            rows = {pk: row for (k, pk), row in created.items() if k == kind}
+            versions = {pk: last_version.get((kind, pk), 1) for pk in rows}
+            _undo_create(actor, run, kind, rows, versions, result)
         if result.kept and not (result.removed or result.restored):
             # Nothing could be taken back: the run stays as it was, to be undone later.
             transaction.set_rollback(True)
@@ -964,28 +965,34 @@ def _record(key: tuple[str, int]) -> Company | Person | None:
 def _undo_create(
     actor: User | None,
     run: ImportRun,
-    key: tuple[str, int],
-    row: int,
-    version: int,
+    kind: str,
+    rows: dict[int, int],
+    versions: dict[int, int],
     result: UndoResult,
 ) -> None:
-    obj = _record(key)
-    if obj is None:
-        return
-    label = _("row %(row)s") % {"row": row}
-    if obj.version != version or obj.deleted_at is not None:
-        result.kept.append(
-            _("%(row)s: %(record)s was changed after the import and is kept.")
-            % {"row": label, "record": obj}
+    """Purge the records of one type the run created (id -> its row), a chunk at a time."""
+    model: type[Company] | type[Person] = Company if kind == "company" else Person
+    ids = list(rows)
+    for start in range(0, len(ids), parties.PURGE_CHUNK):
+        part = ids[start : start + parties.PURGE_CHUNK]
+        kept: dict[int, str] = {}
+        purge: list[Company | Person] = []
+        for obj in model.objects.filter(pk__in=part):
+            if obj.version == versions[obj.pk] and obj.deleted_at is None:
+                purge.append(obj)
+                continue
+            label = _("row %(row)s") % {"row": rows[obj.pk]}
+            changed = _("%(row)s: %(record)s was changed after the import and is kept.")
+            kept[obj.pk] = changed % {"row": label, "record": obj}
+        purge.sort(key=lambda o: rows[o.pk])  # audit entries and events in the order of the rows
+        refused = parties.parties_purge(
+            actor=actor, object_type=kind, objs=purge, reason=f"import {run.pk} undone"
         )
-        return
-    try:
-        with transaction.atomic():
-            parties.party_purge(actor=actor, obj=obj, reason=f"import {run.pk} undone")
-    except (FieldErrors, PermissionDenied) as exc:
-        result.kept.append(f"{label}: {exc}")
-        return
-    result.removed += 1
+        for pk, why in refused.items():
+            label = _("row %(row)s") % {"row": rows[pk]}
+            kept[pk] = f"{label}: {why}"
+        result.removed += len(purge) - len(refused)
+        result.kept.extend(kept[pk] for pk in part if pk in kept)  # in the order of the rows
 
 
 def _undo_update(

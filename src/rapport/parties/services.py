@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -1011,63 +1010,177 @@ def party_restore(*, actor: User | None, obj: Company | Person) -> None:
     )
 
 
+PURGE_CHUNK = 1000  # records a statement reads, checks or deletes at once
+
+
+def parties_purge_blockers(
+    model: type[Company] | type[Person], ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """What else refers to each of the records ``ids`` (deals, tasks, interactions …): a purge
+    would lose it. Records nothing refers to are absent.
+
+    Rows deleted with a record (on_delete=CASCADE: contact points, company links, relations,
+    bank accounts, search keys) are part of it; rows that would only lose their reference
+    (SET_NULL, SET_DEFAULT, SET) or that forbid the delete (PROTECT, RESTRICT) belong to
+    something else and block the purge. The relations are the ones Django's deletion
+    Collector follows, walked as it walks them (into the rows a CASCADE deletes too), with one
+    query per blocking relation for all the records."""
+    blocking: dict[int, list[str]] = {}
+    protected: dict[int, list[tuple[str, int]]] = {}
+    for part in _chunks(list(ids), PURGE_CHUNK):
+        _blockers_walk(model, "", part, blocking, protected, (model,))
+    for pk, found in protected.items():
+        blocking[pk] = [_protected(found)]  # forbidden: the only reason given, as Django raises
+    return blocking
+
+
+def _blockers_walk(
+    model: Any,
+    path: str,
+    ids: list[int],
+    blocking: dict[int, list[str]],
+    protected: dict[int, list[tuple[str, int]]],
+    seen: tuple[Any, ...],
+) -> None:
+    """``path``: the lookup from ``model`` to the purged record's id ("" for the record)."""
+    from django.db.models import CASCADE, DO_NOTHING, PROTECT, RESTRICT, Count
+    from django.db.models.deletion import get_candidate_relations_to_delete
+
+    rel: Any
+    for rel in get_candidate_relations_to_delete(model._meta):
+        on_delete = rel.field.remote_field.on_delete
+        related: Any = rel.related_model
+        lookup = f"{rel.field.name}__{path}" if path else rel.field.name
+        if on_delete is DO_NOTHING:
+            continue
+        if on_delete is CASCADE:  # deleted with the record: what refers to those rows counts
+            if related not in seen:
+                _blockers_walk(related, lookup, ids, blocking, protected, (*seen, related))
+            continue
+        # RESTRICT refuses as PROTECT does (Django lets it pass for a row deleted along
+        # another CASCADE path; no relation of a record's own rows is RESTRICT today)
+        counts = (
+            related._base_manager.filter(**{f"{lookup}__in": ids})
+            .order_by()
+            .values_list(lookup)
+            .annotate(n=Count("pk"))
+        )
+        what = str(related._meta.verbose_name_plural)
+        for pk, n in counts:
+            if on_delete in (PROTECT, RESTRICT):
+                protected.setdefault(pk, []).append((what, n))
+            else:
+                blocking.setdefault(pk, []).append(f"{what}: {n}")
+
+
+def _protected(found: list[tuple[str, int]]) -> str:
+    return f"{found[0][0]}: {sum(n for _what, n in found)}" if found else "?"
+
+
 def party_purge_blockers(obj: Company | Person) -> list[str]:
-    """What else refers to the record (deals, tasks, interactions …): a purge would lose it.
-
-    Rows deleted with the record (on_delete=CASCADE: contact points, company links,
-    relations, bank accounts, search keys) are part of it; rows that would only lose
-    their reference (SET_NULL) or that forbid the delete (PROTECT) belong to something
-    else and block the purge."""
-    from django.db import router
-    from django.db.models import ProtectedError, RestrictedError
-    from django.db.models.deletion import Collector
-
-    collector = Collector(using=router.db_for_write(type(obj)))
-    try:
-        collector.collect([obj])
-    except ProtectedError as exc:
-        return [_protected(list(exc.protected_objects))]
-    except RestrictedError as exc:
-        return [_protected(list(exc.restricted_objects))]
-    found: list[str] = []
-    for (fld, _value), batches in collector.field_updates.items():  # SET_NULL references
-        # Django keeps querysets here (one per relation); older versions kept instances.
-        batch_list: list[Any] = list(batches)
-        count = sum(b.count() if isinstance(b, QuerySet) else 1 for b in batch_list)
-        if count:
-            found.append(f"{fld.model._meta.verbose_name_plural}: {count}")
-    return found
+    """What else refers to the record (``parties_purge_blockers`` for one record)."""
+    model: type[Company] | type[Person] = Company if isinstance(obj, Company) else Person
+    return parties_purge_blockers(model, [obj.pk]).get(obj.pk, [])
 
 
-def _protected(objs: list[Any]) -> str:
-    return f"{type(objs[0])._meta.verbose_name_plural}: {len(objs)}" if objs else "?"
+def _referred(obj: Company | Person, blockers: list[str]) -> FieldErrors:
+    return FieldErrors.single(
+        "id",
+        _("%(record)s is referred to by other records (%(what)s).")
+        % {"record": str(obj), "what": "; ".join(blockers)},
+    )
 
 
 @transaction.atomic
 def party_purge(*, actor: User | None, obj: Company | Person, reason: str) -> None:
     """Remove a record for good (an import's undo): only while nothing else refers to it."""
     object_type = "company" if isinstance(obj, Company) else "person"
-    _check_write(actor, object_type, "delete", obj)
-    blockers = party_purge_blockers(obj)
-    if blockers:
-        raise FieldErrors.single(
-            "id",
-            _("%(record)s is referred to by other records (%(what)s).")
-            % {"record": str(obj), "what": "; ".join(blockers)},
-        )
-    audit_record(
-        actor=actor,
-        instance=obj,
-        object_type=object_type,
-        action="delete",
-        changes={"purged": [None, reason]},
-    )
-    from rapport.core.models import SearchDocument
+    refused = _parties_purge(actor=actor, object_type=object_type, objs=[obj], reason=reason)
+    if refused:
+        raise refused[obj.pk]
 
-    SearchDocument.objects.filter(object_type=object_type, object_id=obj.pk).delete()
-    pk = obj.pk
-    obj.delete()
-    event_record(name=f"{object_type}.purged", object_type=object_type, object_id=pk, actor=actor)
+
+@transaction.atomic
+def parties_purge(
+    *, actor: User | None, object_type: str, objs: Sequence[Company | Person], reason: str
+) -> dict[int, str]:
+    """Remove records of one type for good (an import's undo), as ``party_purge`` removes
+    one, a chunk at a time: a record is kept when the actor may not delete it or something
+    else refers to it. Returns the ids kept -> why.
+
+    Each removed record gets its audit entry and ``{type}.purged`` event, loses its search
+    document, and takes the rows of its own with it (CASCADE)."""
+    refused = _parties_purge(actor=actor, object_type=object_type, objs=objs, reason=reason)
+    return {pk: str(exc) for pk, exc in refused.items()}
+
+
+def _parties_purge(
+    *, actor: User | None, object_type: str, objs: Sequence[Company | Person], reason: str
+) -> dict[int, PermissionDenied | FieldErrors]:
+    from django.db import router
+    from django.db.models.deletion import Collector
+
+    from rapport.core.events import in_dispatch
+    from rapport.core.nudge import outbox_nudge_on_commit
+
+    model: type[Company] | type[Person] = Company if object_type == "company" else Person
+    who = actor if actor is not None and actor.pk else None
+    kept: dict[int, PermissionDenied | FieldErrors] = {}
+    purged = 0
+    for start in range(0, len(objs), PURGE_CHUNK):
+        allowed: list[Company | Person] = []
+        for obj in objs[start : start + PURGE_CHUNK]:
+            try:
+                _check_write(actor, object_type, "delete", obj)
+            except PermissionDenied as exc:
+                kept[obj.pk] = exc  # checked first, as party_purge always did
+                continue
+            allowed.append(obj)
+        blockers = parties_purge_blockers(model, [o.pk for o in allowed])
+        for obj in allowed:
+            if obj.pk in blockers:
+                kept[obj.pk] = _referred(obj, blockers[obj.pk])
+        gone = [o for o in allowed if o.pk not in blockers]
+        if not gone:
+            continue
+        ids = [o.pk for o in gone]
+        now = timezone.now()
+        objects_insert(
+            AuditEntry,
+            [
+                AuditEntry(
+                    actor=who,
+                    object_type=object_type,
+                    object_id=o.pk,
+                    object_repr=str(o)[:300],
+                    action="delete",
+                    changes={"purged": [None, reason]},
+                )
+                for o in gone
+            ],
+        )
+        SearchDocument.objects.filter(object_type=object_type, object_id__in=ids).delete()
+        collector = Collector(using=router.db_for_write(model))
+        collector.collect(gone)
+        collector.delete()  # the records and, in bulk, the rows of their own (CASCADE)
+        objects_insert(
+            OutboxEvent,
+            [
+                OutboxEvent(
+                    name=f"{object_type}.purged",
+                    object_type=object_type,
+                    object_id=pk,
+                    actor=who,
+                    payload={},
+                    available_at=now,
+                )
+                for pk in ids
+            ],
+        )
+        purged += len(ids)
+    if purged and not in_dispatch():
+        outbox_nudge_on_commit()  # as event_record does
+    return kept
 
 
 # --- relations --------------------------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""Undoing a big import: every record it made is taken back a chunk at a time, with the same
+rules as one record at a time (changed since, another team's, referred to: kept and listed)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection, router
+from django.db.models import ProtectedError, QuerySet, RestrictedError
+from django.db.models.deletion import Collector
+from django.test.utils import CaptureQueriesContext
+
+from rapport.core.errors import FieldErrors
+from rapport.core.models import AuditEntry, OutboxEvent, SearchDocument
+from rapport.imports import services
+from rapport.imports.models import ImportRun, Outcome, RunStatus
+from rapport.parties.models import (
+    Company,
+    CompanyNameKey,
+    ContactPoint,
+    Employment,
+    Person,
+    PersonNameKey,
+)
+from rapport.parties.services import party_delete, party_purge, person_create, person_update
+
+pytestmark = pytest.mark.django_db
+
+HEADER = ["ФИО", "Компания", "Должность", "Телефон", "E-mail", "ИНН", "Город", "Комментарий"]
+LAST = [
+    "Иванов", "Петров", "Сидоров", "Кузнецов", "Смирнов", "Попов", "Васильев", "Соколов",
+    "Михайлов", "Новиков", "Фёдоров", "Морозов", "Волков", "Алексеев", "Лебедев", "Семёнов",
+    "Егоров", "Павлов", "Козлов", "Степанов", "Николаев", "Орлов", "Андреев", "Макаров",
+]  # fmt: skip
+FIRST = ["Иван", "Пётр", "Олег", "Глеб", "Сергей", "Андрей", "Алексей", "Дмитрий", "Михаил",
+         "Николай", "Павел", "Роман"]  # fmt: skip
+MIDDLE = ["Иванович", "Петрович", "Олегович", "Сергеевич", "Андреевич", "Алексеевич",
+          "Дмитриевич", "Михайлович", "Николаевич", "Павлович"]  # fmt: skip
+WORDS = ["Альфа", "Бета", "Гамма", "Дельта", "Омега", "Вектор", "Гранит", "Зенит", "Орбита",
+         "Радуга"]  # fmt: skip
+
+
+def _people(n: int, *, companies: int = 0) -> list[list[str]]:
+    """``n`` rows of different people (own phone and email); with ``companies``, each works
+    at one of that many companies."""
+    names = [" ".join(p) for p in itertools.product(LAST, FIRST, MIDDLE)][:n]
+    assert len(names) == n
+    return [
+        [
+            name,
+            f"ООО {WORDS[i % companies % 10]} {WORDS[i % companies // 10]}" if companies else "",
+            "менеджер" if companies else "",
+            f"+7912{i:07d}",
+            f"p{i}@example.com",
+            "",
+            "Тула",
+            "",
+        ]
+        for i, name in enumerate(names)
+    ]
+
+
+def _import(actor: Any, tmp_path: Path, rows: list[list[str]], **config: Any) -> ImportRun:
+    path = tmp_path / "people.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
+    run = services.run_create(
+        actor=actor, source=path, file_name=path.name, target="people", default_region="RU"
+    )
+    if config:
+        run = services.run_configure(actor=actor, run=run, **config)
+    return services.run_execute(run.pk, actor=actor)
+
+
+def _created(run: ImportRun, kind: str) -> dict[int, int]:
+    """The records of ``kind`` the run created -> their row."""
+    return {
+        int(ch["id"]): row
+        for row, changes in run.rows.values_list("row_number", "changes")
+        for ch in changes
+        if ch["action"] == "create" and ch["type"] == kind
+    }
+
+
+def _blockers_as_django_finds_them(obj: Company | Person) -> list[str]:
+    """The rule undo always had: what Django's deletion collector would set to NULL or refuse
+    to delete with the record."""
+    collector = Collector(using=router.db_for_write(type(obj)))
+    try:
+        collector.collect([obj])
+    except (ProtectedError, RestrictedError):
+        return ["protected"]
+    found = []
+    for (fld, _value), batches in collector.field_updates.items():
+        count = sum(b.count() if isinstance(b, QuerySet) else 1 for b in batches)
+        if count:
+            found.append(f"{fld.model._meta.verbose_name_plural}: {count}")
+    return found
+
+
+def test_undo_of_a_big_import_removes_every_record_it_made_with_all_that_is_theirs(
+    admin_user, tmp_path
+):
+    # given: an import of 2,200 people working at 40 new companies
+    bystander = person_create(
+        actor=admin_user,
+        data={"first_name": "Анна", "last_name": "Старая", "emails": [{"raw": "old@example.com"}]},
+    )
+    run = _import(admin_user, tmp_path, _people(2200, companies=40))
+    people, companies = _created(run, "person"), _created(run, "company")
+    assert len(people) == 2200
+    assert 20 < len(companies) <= 40  # names alike enough are one company
+    assert ContactPoint.objects.filter(person_id__in=people).count() == 4400
+    assert Employment.objects.filter(person_id__in=people).count() == 2200
+    assert PersonNameKey.objects.filter(person_id__in=people).exists()
+    # when
+    result = services.run_undo(actor=admin_user, run=run)
+    # then
+    removed = 2200 + len(companies)
+    assert (result.removed, result.restored, result.kept) == (removed, 0, [])
+    run.refresh_from_db()
+    assert run.status == RunStatus.UNDONE
+    assert (run.counts["undo_removed"], run.counts["undo_kept"]) == (removed, 0)
+    assert list(Person.objects.values_list("pk", flat=True)) == [bystander.pk]
+    assert not Company.objects.exists()
+    assert not ContactPoint.objects.filter(person_id__in=people).exists()
+    assert not ContactPoint.objects.filter(company_id__in=companies).exists()
+    assert not Employment.objects.exists()
+    assert not PersonNameKey.objects.filter(person_id__in=people).exists()
+    assert not CompanyNameKey.objects.filter(company_id__in=companies).exists()
+    assert not SearchDocument.objects.filter(object_type="person", object_id__in=people).exists()
+    assert not SearchDocument.objects.filter(object_type="company").exists()
+    assert SearchDocument.objects.filter(object_type="person", object_id=bystander.pk).exists()
+    for kind, ids in (("person", people), ("company", companies)):
+        entries = AuditEntry.objects.filter(object_type=kind, action="delete")
+        assert sorted(entries.values_list("object_id", flat=True)) == sorted(ids)
+        assert {tuple(e.changes["purged"]) for e in entries} == {(None, f"import {run.pk} undone")}
+        assert {e.actor_id for e in entries} == {admin_user.pk}
+        events = OutboxEvent.objects.filter(name=f"{kind}.purged")
+        assert sorted(events.values_list("object_id", flat=True)) == sorted(ids)
+    assert OutboxEvent.objects.filter(name="import.undone", object_id=run.pk).count() == 1
+
+
+def test_undo_keeps_records_changed_or_deleted_after_the_import_and_lists_them(
+    admin_user, tmp_path
+):
+    run = _import(admin_user, tmp_path, _people(1200))
+    people = _created(run, "person")
+    changed = Person.objects.get(pk=sorted(people)[1100])  # in the second chunk
+    person_update(actor=admin_user, person=changed, data={"city": "Омск"})
+    binned = Person.objects.get(pk=sorted(people)[5])
+    party_delete(actor=admin_user, obj=binned)
+    result = services.run_undo(actor=admin_user, run=run)
+    assert result.removed == 1198
+    assert result.kept == [
+        f"row {people[binned.pk]}: {binned} was changed after the import and is kept.",
+        f"row {people[changed.pk]}: {changed} was changed after the import and is kept.",
+    ]
+    assert sorted(Person.objects.values_list("pk", flat=True)) == sorted([binned.pk, changed.pk])
+    assert ContactPoint.objects.filter(person=changed).count() == 2  # the kept keep theirs
+    assert not AuditEntry.objects.filter(object_id=changed.pk, action="delete").exists()
+    assert not OutboxEvent.objects.filter(name="person.purged", object_id=changed.pk).exists()
+
+
+def test_undo_keeps_people_a_deal_task_or_interaction_now_refers_to_and_says_what(
+    admin_user, tmp_path, pipelines
+):
+    from rapport.activities.services import interaction_log, task_create
+    from rapport.sales.services import deal_create
+
+    # given: four people imported; three of them got a deal, a task, a call since
+    run = _import(admin_user, tmp_path, _people(4))
+    people = _created(run, "person")
+    with_deal, with_task, with_call, alone = (Person.objects.get(pk=pk) for pk in sorted(people))
+    deal_create(
+        actor=admin_user,
+        data={"title": "Supply", "pipeline_id": pipelines["free"].pk, "person_id": with_deal.pk},
+    )
+    task_create(actor=admin_user, data={"title": "Call back", "person_id": with_task.pk})
+    interaction_log(
+        actor=admin_user,
+        data={"kind": "call", "status": "done", "body": "ok", "person_id": with_call.pk},
+    )
+    expected = []
+    for person in (with_deal, with_task, with_call):
+        assert _blockers_as_django_finds_them(person)  # the rule as Django's collector has it
+        with pytest.raises(FieldErrors) as refused:
+            party_purge(actor=admin_user, obj=person, reason="one at a time")
+        what = "; ".join(_blockers_as_django_finds_them(person))
+        assert f"({what})" in str(refused.value)
+        expected.append(f"row {people[person.pk]}: {refused.value}")
+    # when
+    result = services.run_undo(actor=admin_user, run=run)
+    # then: the same refusal as one record at a time, in the order of the rows
+    assert result.removed == 1
+    assert result.kept == expected
+    assert "deals: 1" in result.kept[0]
+    assert "tasks: 1" in result.kept[1]
+    assert "interactions: 1" in result.kept[2]
+    assert not Person.objects.filter(pk=alone.pk).exists()
+    assert Person.objects.count() == 3
+
+
+def test_undo_keeps_records_outside_the_actors_delete_scope(admin_user, alice, carol, tmp_path):
+    # given: an import whose new people belong to Carol (team B)
+    run = _import(admin_user, tmp_path, _people(30), responsible_id=carol.pk)
+    assert set(Person.objects.values_list("responsible_id", flat=True)) == {carol.pk}
+    # when: Alice, who manages team A, undoes it
+    result = services.run_undo(actor=alice, run=run)
+    # then: nothing of team B is hers to delete; the import stays as it was
+    assert (result.removed, len(result.kept)) == (0, 30)
+    assert result.kept[0] == f"row {min(_created(run, 'person').values())}: " + (
+        "You may not delete this record."
+    )
+    assert Person.objects.count() == 30
+    assert ImportRun.objects.get(pk=run.pk).status == RunStatus.DONE
+    # and someone who may delete them takes the import back
+    assert services.run_undo(actor=admin_user, run=run).removed == 30
+
+
+def test_undo_gives_records_the_run_updated_their_values_back(admin_user, tmp_path):
+    earlier = [("Анна", "Старкова"), ("Борис", "Белкин"), ("Вера", "Жукова"),
+               ("Гордей", "Ершов"), ("Дарья", "Цветкова")]  # fmt: skip
+    existing = [
+        person_create(
+            actor=admin_user,
+            data={"first_name": first, "last_name": last, "emails": [{"raw": f"p{i}@example.com"}]},
+        )
+        for i, (first, last) in enumerate(earlier)
+    ]
+    rows = _people(300)
+    for i, (first, last) in enumerate(earlier):  # five rows are about the five known people
+        rows[i][0] = f"{last} {first}"
+    run = _import(admin_user, tmp_path, rows)
+    outcomes = list(run.rows.order_by("row_number").values_list("outcome", flat=True))
+    assert outcomes[:5] == [Outcome.UPDATED] * 5
+    assert Person.objects.get(pk=existing[0].pk).city == "Тула"
+    result = services.run_undo(actor=admin_user, run=run)
+    assert (result.removed, result.restored, result.kept) == (295, 5, [])
+    assert sorted(Person.objects.values_list("pk", flat=True)) == [p.pk for p in existing]
+    for i, person in enumerate(existing):
+        person.refresh_from_db()
+        assert (person.city, person.last_name) == ("", earlier[i][1])
+        assert list(person.contact_points.values_list("value", flat=True)) == [f"p{i}@example.com"]
+
+
+def test_the_statements_of_an_undo_do_not_grow_with_the_records_it_removes(admin_user, tmp_path):
+    def statements(n: int) -> int:
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        run = _import(admin_user, folder, _people(n, companies=20))
+        with CaptureQueriesContext(connection) as queries:
+            result = services.run_undo(actor=admin_user, run=run)
+        assert result.removed == n + len(_created(run, "company"))
+        return len(queries)
+
+    few, many = statements(200), statements(2000)
+    # ~1,000 records a chunk: 2,000 people take two chunks where 200 take one (the database
+    # deletes the records themselves 100 at a time); one record at a time took ~30 a record
+    assert many <= 3 * few
+    assert many < 200
