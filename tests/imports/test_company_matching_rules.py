@@ -175,8 +175,9 @@ def test_a_company_row_with_a_similar_name_and_the_same_email_is_that_company(ad
 
 @pytest.mark.django_db
 def test_numbered_company_names_each_stay_one_company_over_many_rows(admin_user, tmp_path):
-    """"ООО Компания21" is one letter from a dozen others ("Компания2", "Компания20", …): its
-    own record must stay among the candidates looked at, or each row makes another."""
+    """A company named "ООО Компания21" is one letter from a dozen others ("Компания2",
+    "Компания20", …): its own record must stay among the candidates looked at, or each row
+    makes another."""
     lines = ["ФИО;Телефон;E-mail;Компания"] + [
         f"Клиентов{i} Клиент;+7 912 {i:03d}-{i % 100:02d}-{(i * 7) % 100:02d};c{i}@example.com;"
         f"ООО Компания{i % 25}"
