@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from rapport.core.command_actor import command_actor
 from rapport.core.errors import FieldErrors, ServiceError
@@ -103,7 +104,16 @@ class Command(BaseCommand):
                 line = f"\r{r.rows_done}/{r.total_rows} rows, {rate:.0f} rows/s"
                 self.stderr.write(line, ending="")
 
-            run = services.run_execute(run.pk, actor=actor, progress=progress)
+            try:
+                run = services.run_execute(run.pk, actor=actor, progress=progress)
+            except (DatabaseError, OSError) as exc:
+                # the run is marked failed at its last checkpoint (or by the stale-run sweep
+                # when the database is gone): say so, without a traceback
+                self.stderr.write("")
+                raise CommandError(
+                    f"import {run.pk} failed: {exc}".rstrip()
+                    + f"\nresume it once the cause is fixed: rapport import --resume {run.pk}"
+                ) from exc
             self.stderr.write("")
         except (FieldErrors, ServiceError) as exc:
             raise CommandError(str(exc)) from exc
