@@ -242,7 +242,8 @@ def test_an_import_whose_database_connection_dies_resumes_to_exactly_the_files_r
         # then the run is failed at its last checkpoint, whole up to it, never "done"
         assert proc.returncode != 0
         assert "terminating connection" in err or "closed the connection" in err, err
-        assert "rapport import --resume" in err and "Traceback" not in err, err  # said plainly
+        assert "rapport import --resume" in err, err  # said plainly, with what to do next
+        assert "Traceback" not in err, err
         ((run_id, status, rows_done, error),) = query(
             "SELECT id, status, rows_done, error FROM imports_importrun WHERE id > %s", base_run
         )
