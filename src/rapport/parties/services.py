@@ -1304,6 +1304,10 @@ class _Staged:
     ) -> None:
         self.obj, self.new, self.points, self.jobs = obj, new, points, jobs
         self.added_jobs: list[tuple[Company, str, str]] = []
+        # saved employments: company id -> Employment id; those to delete or retitle
+        self.job_ids: dict[int, int] = {}
+        self.dropped_jobs: list[int] = []
+        self.retitled_jobs: dict[int, tuple[str, str]] = {}
         self.points_changed = new
         self.keys_changed = new
         self.dirty = False  # an existing row to update
@@ -1323,7 +1327,8 @@ class DirectoryBatch:
     Existing records are read (and locked on PostgreSQL) with ``load``. ``mark``/``undo_to``
     take back what a row staged when a later step of the same row fails, as the
     single-record services' transaction would. No duplicate guard: the importer decides
-    matches itself (``force=True`` in the single-record calls).
+    matches itself (``force=True`` in the single-record calls). An update given the
+    ``version`` the caller read raises StaleVersion when the record has another one (undo).
     """
 
     def __init__(
@@ -1349,6 +1354,7 @@ class DirectoryBatch:
         self.log: list[tuple[_Staged, str, dict[str, Any], str, str]] = []
         self._journal: list[Callable[[], Any]] = []
         self._by_pk: dict[tuple[str, int], _Staged] = {}
+        self._employers: dict[int, Company] = {}  # saved companies employments name
 
     # ------------------------------------------------------------------ reading
 
@@ -1372,13 +1378,17 @@ class DirectoryBatch:
                 ):
                     points[getattr(p, f"{kind}_id")].append(p)
                 jobs: dict[int, list[tuple[Company, str, str]]] = {pk: [] for pk in objs}
+                job_ids: dict[int, dict[int, int]] = {pk: {} for pk in objs}
                 if model is Person:
                     for e in Employment.objects.filter(person_id__in=list(objs)).select_related(
                         "company"
                     ):
                         jobs[e.person_id].append((e.company, e.position, e.role))
+                        job_ids[e.person_id][e.company_id] = e.pk
+                        self._employers.setdefault(e.company_id, e.company)
                 for pk, obj in objs.items():
                     st = _Staged(obj, new=False, points=points[pk], jobs=jobs[pk])
+                    st.job_ids = job_ids[pk]
                     self.staged[(kind, id(obj))] = st
                     self._by_pk[(kind, pk)] = st
 
@@ -1527,12 +1537,14 @@ class DirectoryBatch:
         obj = st.obj
         saved = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
         points, jobs, added = list(st.points), list(st.jobs), list(st.added_jobs)
+        job_ids, dropped, retitled = dict(st.job_ids), list(st.dropped_jobs), dict(st.retitled_jobs)
         flags = (st.points_changed, st.keys_changed, st.dirty)
 
         def undo() -> None:
             for k, v in saved.items():
                 setattr(obj, k, v)
             st.points, st.jobs, st.added_jobs = points, jobs, added
+            st.job_ids, st.dropped_jobs, st.retitled_jobs = job_ids, dropped, retitled
             st.points_changed, st.keys_changed, st.dirty = flags
 
         return undo
@@ -1545,9 +1557,12 @@ class DirectoryBatch:
             st.dirty = True
         self._audit(st, "update", changes, event)
 
-    def company_update(self, *, company: Company, data: dict[str, Any]) -> dict[str, Any]:
-        """``company_update`` (no version check: the batch read the record in its
-        transaction) staged; returns the changes ({} when none)."""
+    def company_update(
+        self, *, company: Company, data: dict[str, Any], version: int | None = None
+    ) -> dict[str, Any]:
+        """``company_update`` staged; returns the changes ({} when none). ``version``: the
+        one the caller read (StaleVersion when the record has another; no merge). The
+        importer passes none: the batch read the record in its transaction."""
         st = self.state(company)
         _check_write(self.actor, "company", "edit", company)
         errors: dict[str, list[str]] = {}
@@ -1574,6 +1589,7 @@ class DirectoryBatch:
             )
             if perr:
                 raise FieldErrors(perr)
+        _version_check(company, version)
         undo = self._snapshot_state(st)
         before = snapshot(company, COMPANY_FIELDS)
         for k, v in fields.items():
@@ -1601,9 +1617,12 @@ class DirectoryBatch:
         person: Person,
         data: dict[str, Any],
         employments: Sequence[tuple[Company, str]] = (),
+        version: int | None = None,
     ) -> dict[str, Any]:
         """``person_update`` staged; ``employments`` are added to the person's (none
-        removed). Returns the changes ({} when none)."""
+        removed); ``data["employments"]`` (``company_id``, ``position``, ``role``), as in
+        ``person_update``, are all the person's: the others are removed. ``version``: as in
+        ``company_update``. Returns the changes ({} when none)."""
         st = self.state(person)
         _check_write(self.actor, "person", "edit", person)
         errors: dict[str, list[str]] = {}
@@ -1612,6 +1631,11 @@ class DirectoryBatch:
         )
         if "responsible" in fields and "responsible_id" not in data:
             del fields["responsible"]
+        wanted = (
+            self._employments_clean(data["employments"], errors)
+            if data.get("employments") is not None
+            else None
+        )
         known = {id(c) for c, _p, _r in st.jobs} | {c.pk for c, _p, _r in st.jobs if c.pk}
         jobs = self._jobs_check(
             [(c, p) for c, p in employments if id(c) not in known and c.pk not in known], errors
@@ -1636,6 +1660,7 @@ class DirectoryBatch:
             )
             if perr:
                 raise FieldErrors(perr)
+        _version_check(person, version)
         undo = self._snapshot_state(st)
         before = snapshot(person, PERSON_FIELDS)
         for k, v in fields.items():
@@ -1653,6 +1678,10 @@ class DirectoryBatch:
                 changes["contact_points"] = [old_summary, new_summary]
                 _auto_time_zone(person, new_points)
         changes.update(diff(before, snapshot(person, PERSON_FIELDS)))
+        if wanted is not None:
+            old_jobs = list(st.jobs)
+            if self._jobs_replace(st, wanted):
+                changes["employments"] = [_Jobs(old_jobs, sort=True), _Jobs(wanted, sort=True)]
         if jobs:
             old_jobs = list(st.jobs)
             st.jobs = [*st.jobs, *jobs]
@@ -1664,6 +1693,52 @@ class DirectoryBatch:
         self._journal.append(undo)
         self._changed(st, changes, "person.updated")
         return changes
+
+    def _employments_clean(
+        self, items: list[dict[str, Any]], errors: dict[str, list[str]]
+    ) -> list[tuple[Company, str, str]]:
+        """``_employments_clean`` with the companies read once a batch (those the loaded
+        people work at are read already)."""
+        ids: list[int | None] = []
+        for item in items:
+            try:
+                ids.append(int(item.get("company_id") or 0))
+            except (ValueError, TypeError):
+                ids.append(None)
+        missing = [i for i in ids if i and i not in self._employers]
+        if missing:
+            self._employers.update(Company.objects.in_bulk(missing))
+        out: list[tuple[Company, str, str]] = []
+        for pk, item in zip(ids, items, strict=True):
+            company = self._employers.get(pk) if pk else None
+            if company is None or company.deleted_at is not None:
+                errors["employments"] = [_("No such company.")]
+                continue
+            job = _employment_check(self.actor, company, item, errors)
+            if job is not None:
+                out.append(job)
+        return out
+
+    def _jobs_replace(self, st: _Staged, wanted: list[tuple[Company, str, str]]) -> bool:
+        """The person's employments become ``wanted``, as ``person_update`` makes them: the
+        others go, a kept company's position and role are updated. False when no change."""
+        if sorted(f"{c.pk}:{p}:{r}" for c, p, r in st.jobs) == sorted(
+            f"{c.pk}:{p}:{r}" for c, p, r in wanted
+        ):
+            return False
+        by_pk = {c.pk: (c, p, r) for c, p, r in wanted}
+        added = [j for j in st.added_jobs if j[0].pk in by_pk]
+        for company_id in [i for i in st.job_ids if i not in by_pk]:
+            st.dropped_jobs.append(st.job_ids.pop(company_id))
+        saved = {(c.pk, p, r) for c, p, r in st.jobs}
+        for c, p, r in by_pk.values():
+            if c.pk in st.job_ids:
+                if (c.pk, p, r) not in saved:
+                    st.retitled_jobs[st.job_ids[c.pk]] = (p, r)
+            else:
+                added = [j for j in added if j[0].pk != c.pk] + [(c, p, r)]
+        st.added_jobs, st.jobs = added, list(wanted)
+        return True
 
     # ------------------------------------------------------------------ writing
 
@@ -1699,15 +1774,7 @@ class DirectoryBatch:
                     p.person = st.obj if isinstance(st.obj, Person) else None
                     points.append(p)
         objects_insert(ContactPoint, points)
-        objects_insert(
-            Employment,
-            [
-                Employment(person=st.obj, company=c, position=pos, role=role)
-                for st in touched
-                if isinstance(st.obj, Person)
-                for c, pos, role in st.added_jobs
-            ],
-        )
+        self._write_jobs([st for st in touched if isinstance(st.obj, Person)], now)
         self._write_keys([st for st in touched if st.keys_changed])
         self._write_tags([st for st in touched if st.tags is not None])
         docs: list[SearchDocument] = []
@@ -1772,6 +1839,28 @@ class DirectoryBatch:
         for st in touched:
             st.new = st.dirty = st.points_changed = st.keys_changed = False
             st.added_jobs, st.tags = [], None
+            st.dropped_jobs, st.retitled_jobs = [], {}
+
+    def _write_jobs(self, states: list[_Staged], now: Any) -> None:
+        """Employments: removed, retitled (``update_or_create`` keeps the row), added."""
+        dropped = [pk for st in states for pk in st.dropped_jobs]
+        for part in _chunks(dropped):
+            Employment.objects.filter(pk__in=part).delete()
+        retitled = [
+            Employment(pk=pk, position=pos, role=role, updated_at=now)
+            for st in states
+            for pk, (pos, role) in st.retitled_jobs.items()
+        ]
+        rows_update(Employment, retitled, ["position", "role", "updated_at"])
+        added = [
+            (st, Employment(person=st.obj, company=c, position=pos, role=role))
+            for st in states
+            if isinstance(st.obj, Person)
+            for c, pos, role in st.added_jobs
+        ]
+        objects_insert(Employment, [e for _st, e in added], ids=True)
+        for st, e in added:
+            st.job_ids[e.company_id] = e.pk
 
     def _write_keys(self, states: list[_Staged]) -> None:
         tables: list[tuple[Any, str]] = [
@@ -1794,6 +1883,11 @@ class DirectoryBatch:
     def _write_tags(self, states: list[_Staged]) -> None:
         for st in states:
             st.obj.tags.set(_tags(list(st.tags or [])))
+
+
+def _version_check(obj: Company | Person, version: int | None) -> None:
+    if version is not None and int(version) != obj.version:
+        raise StaleVersion(current_version=obj.version)
 
 
 def _kind(obj: Company | Person) -> str:
