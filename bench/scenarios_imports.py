@@ -226,6 +226,16 @@ def measure(what: str, path: Path) -> dict[str, Any]:
             out["status"] = run.status
             out["counts"] = run.counts
         out["seconds_after_create"] = round(time.perf_counter() - t0, 2)
+        if what == "import":  # then undo it (R14: undo restores the base); timed on its own
+            t1 = time.perf_counter()
+            undone = services.run_undo(actor=actor, run=run)
+            out["undo"] = {
+                "seconds": round(time.perf_counter() - t1, 2),
+                "removed": undone.removed,
+                "restored": undone.restored,
+                "kept": len(undone.kept),
+            }
+            started += time.perf_counter() - t1  # not part of the import's rate
     elif what == "finder":
         from rapport.dedupe import finder
 
