@@ -98,7 +98,8 @@ def rows_insert(
     returning: str = "",
 ) -> list[Any]:
     """Insert ``rows`` (tuples of database values for the fields ``names``) with multi-row
-    INSERTs, without model instances; for plain columns only (no defaults are applied).
+    INSERTs (COPY on PostgreSQL when nothing is returned), without model instances; for
+    plain columns only (no defaults are applied).
     ``returning``: a column whose values of the new rows are returned, in order."""
     out: list[Any] = []
     if not rows:
