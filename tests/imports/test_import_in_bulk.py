@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from rapport.core.models import AuditEntry, OutboxEvent
 from rapport.imports import services
-from rapport.imports.models import ImportRun, Outcome, RunStatus
+from rapport.imports.models import Outcome, RunStatus
 from rapport.imports.normalize import PhoneMemo
 from rapport.parties.duplicates import find_duplicates
 from rapport.parties.models import Company, ContactPoint, Person, PersonNameKey
 from rapport.parties.services import person_create
-
-HEADER = ["ФИО", "Компания", "Должность", "Телефон", "E-mail", "ИНН", "Город", "Комментарий"]
-
-
-def _import(actor: Any, tmp_path: Path, rows: list[list[str]], **config: Any) -> ImportRun:
-    path = tmp_path / "people.csv"
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
-    run = services.run_create(
-        actor=actor, source=path, file_name=path.name, target="people", default_region="RU"
-    )
-    if config:
-        run = services.run_configure(actor=actor, run=run, **config)
-    return services.run_execute(run.pk, actor=actor)
 
 
 def test_a_phone_typed_the_same_way_in_many_rows_is_parsed_once_and_saved_on_each():
@@ -51,16 +33,20 @@ def test_the_phone_memo_forgets_past_its_size_so_a_long_file_keeps_memory_flat()
     assert memo("+7 912 000-00-01", default_region="RU")[0].e164 == "+79120000001"
 
 
-def test_colleagues_typing_one_switchboard_number_each_get_it_saved(admin_user, tmp_path):
+def test_colleagues_typing_one_switchboard_number_each_get_it_saved(
+    import_csv, admin_user, tmp_path
+):
     names = ["Иванов Иван", "Петрова Анна", "Сидоров Олег", "Кузнецова Мария", "Орлов Глеб"]
     rows = [[name, "ООО Ромашка", "", "8 (495) 111-22-33", "", "", "", ""] for name in names]
-    run = _import(admin_user, tmp_path, rows)
+    run = import_csv(admin_user, tmp_path, rows)
     assert set(run.rows.values_list("outcome", flat=True)) == {Outcome.CREATED}
     assert Person.objects.count() == 5
     assert ContactPoint.objects.filter(person__isnull=False, value="+74951112233").count() == 5
 
 
-def test_a_new_company_named_on_many_rows_of_a_chunk_is_created_once(admin_user, tmp_path):
+def test_a_new_company_named_on_many_rows_of_a_chunk_is_created_once(
+    import_csv, admin_user, tmp_path
+):
     # The first row creates it; the rows after must find it although the chunk looked the
     # name up (and found nothing) before the first row was decided.
     rows = [
@@ -71,7 +57,7 @@ def test_a_new_company_named_on_many_rows_of_a_chunk_is_created_once(admin_user,
             ("Сидорова Анна", "ООО «Новый горизонт»"),
         )
     ]
-    run = _import(admin_user, tmp_path, rows)
+    run = import_csv(admin_user, tmp_path, rows)
     assert (
         list(run.rows.order_by("row_number").values_list("outcome", flat=True))
         == [Outcome.CREATED] * 3
@@ -84,21 +70,25 @@ def test_a_new_company_named_on_many_rows_of_a_chunk_is_created_once(admin_user,
     ]
 
 
-def test_a_person_added_by_an_import_is_found_by_the_duplicate_guard(admin_user, tmp_path):
-    _import(admin_user, tmp_path, [["Кузнецова Мария Петровна", "", "", "", "", "", "", ""]])
+def test_a_person_added_by_an_import_is_found_by_the_duplicate_guard(
+    import_csv, admin_user, tmp_path
+):
+    import_csv(admin_user, tmp_path, [["Кузнецова Мария Петровна", "", "", "", "", "", "", ""]])
     person = Person.objects.get()
     assert PersonNameKey.objects.filter(person=person).exists()
     found = find_duplicates(object_type="person", name="Кузнецова Мария", user=admin_user)
     assert [c.object_id for c in found] == [person.pk]
 
 
-def test_an_import_update_saves_the_fields_bumps_the_version_and_records_it(admin_user, tmp_path):
+def test_an_import_update_saves_the_fields_bumps_the_version_and_records_it(
+    import_csv, admin_user, tmp_path
+):
     existing = person_create(
         actor=admin_user,
         data={"first_name": "Иван", "last_name": "Иванов", "emails": [{"raw": "ivan@example.com"}]},
     )
     before = Person.objects.get(pk=existing.pk)
-    run = _import(
+    run = import_csv(
         admin_user,
         tmp_path,
         [["Иванов Иван", "", "", "+79120003344", "ivan@example.com", "", "Тула", "Звонить"]],
@@ -120,9 +110,9 @@ def test_an_import_update_saves_the_fields_bumps_the_version_and_records_it(admi
 
 
 def test_valid_rows_only_counts_every_row_for_the_progress_and_reports_each_bad_one(
-    admin_user, tmp_path
+    import_csv, admin_user, tmp_path
 ):
-    run = _import(
+    run = import_csv(
         admin_user,
         tmp_path,
         [
@@ -151,14 +141,16 @@ def test_a_broken_file_with_valid_rows_only_stops_before_anything_is_written(adm
     assert Person.objects.count() == 0
 
 
-def test_each_report_line_points_at_the_person_and_company_of_its_row(admin_user, tmp_path):
+def test_each_report_line_points_at_the_person_and_company_of_its_row(
+    import_csv, admin_user, tmp_path
+):
     pairs = [
         ("Иванов Иван", "Ромашка"), ("Петрова Анна", "Василёк"), ("Сидоров Олег", "Кристалл"),
         ("Кузнецова Мария", "Вектор"), ("Орлов Глеб", "Гранит"), ("Зайцева Ольга", "Меридиан"),
         ("Морозов Пётр", "Сфера"), ("Волкова Нина", "Альтаир"), ("Лебедев Юрий", "Полюс"),
     ]  # fmt: skip
     rows = [[name, f"ООО {company}", "", "", "", "", "", ""] for name, company in pairs]
-    run = _import(admin_user, tmp_path, rows)
+    run = import_csv(admin_user, tmp_path, rows)
     for line, row in zip(run.rows.order_by("row_number"), rows, strict=True):
         assert line.outcome == Outcome.CREATED
         person = Person.objects.get(pk=line.person_id)

@@ -3,9 +3,7 @@ rules as one record at a time (changed since, another team's, referred to: kept 
 
 from __future__ import annotations
 
-import csv
 import itertools
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,6 @@ from rapport.parties.services import party_delete, party_purge, person_create, p
 
 pytestmark = pytest.mark.django_db
 
-HEADER = ["ФИО", "Компания", "Должность", "Телефон", "E-mail", "ИНН", "Город", "Комментарий"]
 LAST = [
     "Иванов", "Петров", "Сидоров", "Кузнецов", "Смирнов", "Попов", "Васильев", "Соколов",
     "Михайлов", "Новиков", "Фёдоров", "Морозов", "Волков", "Алексеев", "Лебедев", "Семёнов",
@@ -65,18 +62,6 @@ def _people(n: int, *, companies: int = 0) -> list[list[str]]:
     ]
 
 
-def _import(actor: Any, tmp_path: Path, rows: list[list[str]], **config: Any) -> ImportRun:
-    path = tmp_path / "people.csv"
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
-    run = services.run_create(
-        actor=actor, source=path, file_name=path.name, target="people", default_region="RU"
-    )
-    if config:
-        run = services.run_configure(actor=actor, run=run, **config)
-    return services.run_execute(run.pk, actor=actor)
-
-
 def _created(run: ImportRun, kind: str) -> dict[int, int]:
     """The records of ``kind`` the run created -> their row."""
     return {
@@ -104,14 +89,14 @@ def _blockers_as_django_finds_them(obj: Company | Person) -> list[str]:
 
 
 def test_undo_of_a_big_import_removes_every_record_it_made_with_all_that_is_theirs(
-    admin_user, tmp_path
+    import_csv, admin_user, tmp_path
 ):
     # given: an import of 2,200 people working at 40 new companies
     bystander = person_create(
         actor=admin_user,
         data={"first_name": "Анна", "last_name": "Старая", "emails": [{"raw": "old@example.com"}]},
     )
-    run = _import(admin_user, tmp_path, _people(2200, companies=40))
+    run = import_csv(admin_user, tmp_path, _people(2200, companies=40))
     people, companies = _created(run, "person"), _created(run, "company")
     assert len(people) == 2200
     assert 20 < len(companies) <= 40  # names alike enough are one company
@@ -147,9 +132,9 @@ def test_undo_of_a_big_import_removes_every_record_it_made_with_all_that_is_thei
 
 
 def test_undo_keeps_records_changed_or_deleted_after_the_import_and_lists_them(
-    admin_user, tmp_path
+    import_csv, admin_user, tmp_path
 ):
-    run = _import(admin_user, tmp_path, _people(1200))
+    run = import_csv(admin_user, tmp_path, _people(1200))
     people = _created(run, "person")
     changed = Person.objects.get(pk=sorted(people)[1100])  # in the second chunk
     person_update(actor=admin_user, person=changed, data={"city": "Омск"})
@@ -168,13 +153,13 @@ def test_undo_keeps_records_changed_or_deleted_after_the_import_and_lists_them(
 
 
 def test_undo_keeps_people_a_deal_task_or_interaction_now_refers_to_and_says_what(
-    admin_user, tmp_path, pipelines
+    import_csv, admin_user, tmp_path, pipelines
 ):
     from rapport.activities.services import interaction_log, task_create
     from rapport.sales.services import deal_create
 
     # given: four people imported; three of them got a deal, a task, a call since
-    run = _import(admin_user, tmp_path, _people(4))
+    run = import_csv(admin_user, tmp_path, _people(4))
     people = _created(run, "person")
     with_deal, with_task, with_call, alone = (Person.objects.get(pk=pk) for pk in sorted(people))
     deal_create(
@@ -206,9 +191,11 @@ def test_undo_keeps_people_a_deal_task_or_interaction_now_refers_to_and_says_wha
     assert Person.objects.count() == 3
 
 
-def test_undo_keeps_records_outside_the_actors_delete_scope(admin_user, alice, carol, tmp_path):
+def test_undo_keeps_records_outside_the_actors_delete_scope(
+    import_csv, admin_user, alice, carol, tmp_path
+):
     # given: an import whose new people belong to Carol (team B)
-    run = _import(admin_user, tmp_path, _people(30), responsible_id=carol.pk)
+    run = import_csv(admin_user, tmp_path, _people(30), responsible_id=carol.pk)
     assert set(Person.objects.values_list("responsible_id", flat=True)) == {carol.pk}
     # when: Alice, who manages team A, undoes it
     result = services.run_undo(actor=alice, run=run)
@@ -223,7 +210,7 @@ def test_undo_keeps_records_outside_the_actors_delete_scope(admin_user, alice, c
     assert services.run_undo(actor=admin_user, run=run).removed == 30
 
 
-def test_undo_gives_records_the_run_updated_their_values_back(admin_user, tmp_path):
+def test_undo_gives_records_the_run_updated_their_values_back(import_csv, admin_user, tmp_path):
     earlier = [("Анна", "Старкова"), ("Борис", "Белкин"), ("Вера", "Жукова"),
                ("Гордей", "Ершов"), ("Дарья", "Цветкова")]  # fmt: skip
     existing = [
@@ -236,7 +223,7 @@ def test_undo_gives_records_the_run_updated_their_values_back(admin_user, tmp_pa
     rows = _people(300)
     for i, (first, last) in enumerate(earlier):  # five rows are about the five known people
         rows[i][0] = f"{last} {first}"
-    run = _import(admin_user, tmp_path, rows)
+    run = import_csv(admin_user, tmp_path, rows)
     outcomes = list(run.rows.order_by("row_number").values_list("outcome", flat=True))
     assert outcomes[:5] == [Outcome.UPDATED] * 5
     assert Person.objects.get(pk=existing[0].pk).city == "Тула"
@@ -249,11 +236,13 @@ def test_undo_gives_records_the_run_updated_their_values_back(admin_user, tmp_pa
         assert list(person.contact_points.values_list("value", flat=True)) == [f"p{i}@example.com"]
 
 
-def test_the_statements_of_an_undo_do_not_grow_with_the_records_it_removes(admin_user, tmp_path):
+def test_the_statements_of_an_undo_do_not_grow_with_the_records_it_removes(
+    import_csv, admin_user, tmp_path
+):
     def statements(n: int) -> int:
         folder = tmp_path / str(n)
         folder.mkdir()
-        run = _import(admin_user, folder, _people(n, companies=20))
+        run = import_csv(admin_user, folder, _people(n, companies=20))
         with CaptureQueriesContext(connection) as queries:
             result = services.run_undo(actor=admin_user, run=run)
         assert result.removed == n + len(_created(run, "company"))
@@ -271,7 +260,7 @@ def _after(model: Any, mark: int) -> QuerySet[Any]:
 
 
 def test_undo_gives_a_person_and_a_company_the_import_updated_exactly_their_old_details(
-    admin_user, tmp_path, make_company
+    import_csv, admin_user, tmp_path, make_company
 ):
     # given: Anna works at Альфа; Бета has no tax id
     alpha, beta = make_company(admin_user, "ООО Альфа"), make_company(admin_user, "ООО Бета")
@@ -289,7 +278,7 @@ def test_undo_gives_a_person_and_a_company_the_import_updated_exactly_their_old_
     # and an import gives her a new phone and a new employer, and Бета a tax id
     row = ["Старкова Анна", "ООО Бета", "директор", "+79130000002", "anna@example.com",
            "7707083893", "", ""]  # fmt: skip
-    run = _import(admin_user, tmp_path, [row])
+    run = import_csv(admin_user, tmp_path, [row])
     assert run.rows.get().outcome == Outcome.UPDATED
     assert anna.contact_points.filter(channel="phone").count() == 2
     assert set(anna.employments.values_list("company_id", flat=True)) == {alpha.pk, beta.pk}
@@ -334,7 +323,7 @@ def test_undo_gives_a_person_and_a_company_the_import_updated_exactly_their_old_
 
 
 def test_undo_keeps_the_values_of_a_record_changed_after_the_import_and_lists_it(
-    admin_user, tmp_path
+    import_csv, admin_user, tmp_path
 ):
     # given: two known people the import gives a city
     known = [
@@ -346,7 +335,7 @@ def test_undo_keeps_the_values_of_a_record_changed_after_the_import_and_lists_it
     ]
     rows = _people(2)
     rows[0][0], rows[1][0] = "Старкова Анна", "Белкин Борис"
-    run = _import(admin_user, tmp_path, rows)
+    run = import_csv(admin_user, tmp_path, rows)
     # and Boris is edited after it
     boris = Person.objects.get(pk=known[1].pk)
     person_update(actor=admin_user, person=boris, data={"notes": "called"})
@@ -364,16 +353,18 @@ def test_undo_keeps_the_values_of_a_record_changed_after_the_import_and_lists_it
     assert list(restored.values_list("object_id", flat=True)) == [anna.pk]
 
 
-def test_the_statements_of_an_undo_do_not_grow_with_the_records_it_restores(admin_user, tmp_path):
+def test_the_statements_of_an_undo_do_not_grow_with_the_records_it_restores(
+    import_csv, admin_user, tmp_path
+):
     def statements(n: int) -> int:
         folder = tmp_path / str(n)
         (folder / "known").mkdir(parents=True)
         rows = _people(n)
-        _import(admin_user, folder / "known", rows)
+        import_csv(admin_user, folder / "known", rows)
         for i, cells in enumerate(rows):  # the same people: a new phone and an employer
             cells[1], cells[2] = f"ООО {WORDS[i % 10]} {n}", "менеджер"
             cells[3] = f"+7913{n:03d}{i:04d}"
-        run = _import(admin_user, folder, rows)
+        run = import_csv(admin_user, folder, rows)
         assert run.counts.get("updated") == n
         with CaptureQueriesContext(connection) as queries:
             result = services.run_undo(actor=admin_user, run=run)
