@@ -157,17 +157,6 @@ def _check_resumed(query: Query, run_id: int, base_companies: int) -> None:
 # --- PostgreSQL: the importing session is terminated ---------------------------------------
 
 
-def _rapport(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "rapport.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A database of the test's own, created empty and dropped at the end."""
@@ -187,7 +176,7 @@ def pg_url() -> Iterator[str]:
 
 
 def test_an_import_whose_database_connection_dies_resumes_to_exactly_the_files_rows(
-    tmp_path, pg_url
+    rapport_cli, tmp_path, pg_url
 ):
     import psycopg
 
@@ -200,10 +189,10 @@ def test_an_import_whose_database_connection_dies_resumes_to_exactly_the_files_r
         "DJANGO_SETTINGS_MODULE": "rapport.settings",
     }
     for step in (["migrate", "-v0"], ["createadmin"]):
-        done = _rapport(env, *step)
+        done = rapport_cli(env, *step)
         assert done.returncode == 0, done.stderr
     base_file = _xlsx(tmp_path / "base.xlsx", [_base_row(j) for j in range(BASE)])
-    done = _rapport(env, "import", str(base_file), "--default-region", "RU")
+    done = rapport_cli(env, "import", str(base_file), "--default-region", "RU")
     assert done.returncode == 0, done.stderr
     source = _xlsx(tmp_path / "clients.xlsx", [_file_row(i) for i in range(ROWS)])
     with psycopg.connect(pg_url, autocommit=True) as db:
@@ -258,12 +247,12 @@ def test_an_import_whose_database_connection_dies_resumes_to_exactly_the_files_r
         assert query("SELECT COUNT(*) FROM parties_person") == [(BASE + created,)]
 
         # when it is resumed, then it ends with exactly the file's rows, each once
-        resumed = _rapport(env, "import", "--resume", str(run_id))
+        resumed = rapport_cli(env, "import", "--resume", str(run_id))
         assert resumed.returncode == 0, resumed.stderr
         _check_resumed(query, run_id, base_companies)
 
         # when it is undone, then the base is as it was before the import
-        undone = _rapport(env, "import", "--undo", str(run_id))
+        undone = rapport_cli(env, "import", "--undo", str(run_id))
         assert undone.returncode == 0, undone.stderr
         assert (
             f"{ROWS - BASE + len(NEW_COMPANIES)} removed, {BASE} restored, 0 kept" in undone.stdout

@@ -15,24 +15,14 @@ from pathlib import Path
 ROWS = 1_500  # two chunks of 1,000: the kill lands between the two commits
 
 
-def _rapport(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "rapport.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 def _query(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
     with sqlite3.connect(db, timeout=30) as conn:
         return conn.execute(sql, params).fetchall()
 
 
-def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the_base(tmp_path):
+def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the_base(
+    rapport_cli, tmp_path
+):
     data_dir = tmp_path / "data"
     db = data_dir / "rapport.sqlite3"
     env = {
@@ -43,8 +33,8 @@ def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the
         "IMPORT_STALE_SECONDS": "0",
         "DJANGO_SETTINGS_MODULE": "rapport.settings",
     }
-    assert _rapport(env, "migrate", "-v0").returncode == 0
-    assert _rapport(env, "createadmin").returncode == 0
+    assert rapport_cli(env, "migrate", "-v0").returncode == 0
+    assert rapport_cli(env, "createadmin").returncode == 0
     source = tmp_path / "clients.csv"
     lines = ["ФИО;Телефон;E-mail"] + [
         f"Клиентов{i} Клиент;+7 912 {i:03d}-{i % 100:02d}-{(i * 7) % 100:02d};c{i}@example.com"
@@ -79,7 +69,7 @@ def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the
     report = _query(db, "SELECT COUNT(*) FROM imports_importrow WHERE run_id = ?", run_id)[0][0]
     assert people == report == committed  # what is committed is whole: records and report
 
-    resumed = _rapport(env, "import", "--resume", str(run_id))
+    resumed = rapport_cli(env, "import", "--resume", str(run_id))
     assert resumed.returncode == 0, resumed.stderr
     assert _query(db, "SELECT status, rows_done FROM imports_importrun") == [("done", ROWS)]
     assert _query(
@@ -95,7 +85,7 @@ def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the
     )
     assert emails == [(ROWS,)]
 
-    undone = _rapport(env, "import", "--undo", str(run_id))
+    undone = rapport_cli(env, "import", "--undo", str(run_id))
     assert undone.returncode == 0, undone.stderr
     assert _query(db, "SELECT COUNT(*) FROM parties_person") == [(0,)]
     assert _query(db, "SELECT COUNT(*) FROM parties_contactpoint") == [(0,)]
