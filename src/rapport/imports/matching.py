@@ -110,17 +110,11 @@ def _select_in(
             yield from cur.fetchall()
 
 
-def _companies(ids: list[int]) -> Iterator[Known]:
-    """The live companies among ``ids``, as candidates (name, tax id, legal form)."""
+def _companies(column: str, values: list[Any]) -> Iterator[Known]:
+    """The live companies whose ``column`` ("id", "tax_id") is one of ``values``, as
+    candidates (name, tax id, legal form)."""
     cols = ["id", "name_key", "tax_id", "legal_form"]
-    for oid, key, tax_id, form in _select_in(Company, cols, "id", ids, live=True):
-        yield Known(id=oid, key=key, tax_id=tax_id, form=form or "")
-
-
-def _companies_by_tax(taxes: list[str]) -> Iterator[Known]:
-    """The live companies with one of the tax ids ``taxes``."""
-    cols = ["id", "name_key", "tax_id", "legal_form"]
-    for oid, key, tax_id, form in _select_in(Company, cols, "tax_id", taxes, live=True):
+    for oid, key, tax_id, form in _select_in(Company, cols, column, values, live=True):
         yield Known(id=oid, key=key, tax_id=tax_id, form=form or "")
 
 
@@ -158,7 +152,7 @@ class ChunkCandidates:
         # (``company_candidates``): its row needs no name blocks. Common names are shared
         # by hundreds of companies, which the blocks would bring in for nothing.
         taxed: dict[str, list[Known]] = {}
-        for company in _companies_by_tax(taxes):
+        for company in _companies("tax_id", taxes):
             taxed.setdefault(company.tax_id, []).append(company)
         probes: dict[str, set[int]] = {"company": set(), "person": set()}
         for rd in rows:
@@ -215,7 +209,7 @@ class ChunkCandidates:
         cols = ["id", "name_key", *(["tax_id", "legal_form"] if kind == "company" else [])]
         known = self.known[kind]
         if kind == "company":
-            known.update((k.id, k) for k in _companies(ids))
+            known.update((k.id, k) for k in _companies("id", ids))
         else:
             for oid, key in _select_in(model, cols, "id", ids, live=True):
                 known[oid] = Known(id=oid, key=key, detailed=False)
