@@ -28,6 +28,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from bench.generate import BATCH, SOURCE, Progress, Writer, _fix_sequences, _iso, _next_id
+from rapport.sales import stage_days
 from rapport.sales.models import Deal, Lead, LossReason, Pipeline, Stage, StageChange
 
 BIG_PIPELINE = "Bench sales"
@@ -129,6 +130,7 @@ CHANGE_COLS = (
     "seconds_in_previous",
     "limit_exceeded",
     "amount",
+    "loss_reason_id",
 )
 LEAD_COLS = (
     "id",
@@ -316,7 +318,9 @@ def generate_sales(
                 amount_then = _money(float(amount) * rng.uniform(0.6, 1.3))
             for step_no, idx in enumerate(path):
                 if step_no == 0:
-                    changes.append((None, stages[idx], "", "open", at, None, False, amount_then))
+                    changes.append(
+                        (None, stages[idx], "", "open", at, None, False, amount_then, None)
+                    )
                 else:
                     at = at + dt.timedelta(seconds=int(stays[step_no - 1] * scale) + 1)
                     secs = int((at - prev_at).total_seconds())
@@ -325,7 +329,8 @@ def generate_sales(
                     if step_no > len(path) // 2:
                         amount_then = amount
                     changes.append(
-                        (stages[prev_idx], stages[idx], "open", "open", at, secs, over, amount_then)
+                        (stages[prev_idx], stages[idx], "open", "open")
+                        + (at, secs, over, amount_then, None)
                     )
                 prev_at, prev_idx = at, idx
             won_amount = None
@@ -343,7 +348,8 @@ def generate_sales(
                     loss_reason = rng.choice(reasons)
                 recorded = won_amount if status == "won" else amount
                 changes.append(
-                    (stages[prev_idx], stages[prev_idx], "open", status, at, secs, over, recorded)
+                    (stages[prev_idx], stages[prev_idx], "open", status)
+                    + (at, secs, over, recorded, loss_reason)
                 )
                 closed_at = at
                 entered_at = at
@@ -354,7 +360,7 @@ def generate_sales(
                 deadline = entered_at + dt.timedelta(hours=limits[stage_idx] or 0)
                 if deadline < now:
                     stalled = deadline + dt.timedelta(minutes=5)
-            for frm, to, f_status, t_status, when, secs, over, amt in changes:
+            for frm, to, f_status, t_status, when, secs, over, amt, why in changes:
                 c_rows.append(
                     (
                         change_id,
@@ -369,6 +375,7 @@ def generate_sales(
                         secs,
                         over,
                         amt,
+                        why,
                     )
                 )
                 change_id += 1
@@ -456,6 +463,8 @@ def generate_sales(
             min(lo + BATCH, deals), w_deal.rows + w_change.rows + w_lead.rows + w_cow.rows
         )
     _fix_sequences([Deal, StageChange, Lead, Deal.coworkers.through])
+    # the funnel's day counters, as the services would have kept them move by move
+    stage_days.rebuild()
     seconds = time.perf_counter() - start_all
     rows = w_deal.rows + w_change.rows + w_lead.rows + w_cow.rows
     out(

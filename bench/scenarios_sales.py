@@ -273,51 +273,27 @@ def deal_list_sql(item: tuple[int, int]) -> None:
 
 
 def funnel_sql(inp: SalesInputs) -> None:
-    """The funnel's reads: entries per stage (each deal once, its latest entry's amount),
-    moves out of each stage (losses, time in stage, closings, creations), losses by reason,
-    results by manager / team / source of the deals open or closed in the period."""
-    from rapport.sales.selectors import _funnel_entered_sql  # the same statement
-
+    """The funnel's reads: the day counters of the period by stage and loss reason (entries,
+    time in stage, closings, creations: ``sales/stage_days.py``), then the results by
+    manager / team / source of the deals open or closed in the period, grouped at once."""
     start = dt.datetime.combine(inp.year[0], dt.time.min, tzinfo=dt.UTC)
     end = dt.datetime.combine(inp.year[1] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
-    sql, params = _funnel_entered_sql(
-        "SELECT to_stage_id, deal_id, amount, at, id FROM sales_stagechange "
-        "WHERE pipeline_id = %s AND at >= %s AND at < %s AND to_status = 'open' "
-        "AND NOT (from_stage_id = to_stage_id AND from_stage_id IS NOT NULL)",
-        [inp.pipeline_id, start, end],
-    )
-    _sql(sql, params)
     _sql(
-        "SELECT from_stage_id, "
-        "COUNT(CASE WHEN to_status = 'lost' THEN id END), "
-        "SUM(CASE WHEN to_status = 'lost' THEN amount END), "
-        "AVG(CASE WHEN from_status = 'open' THEN seconds_in_previous END), "
-        "COUNT(CASE WHEN from_status = 'open' AND limit_exceeded THEN id END), "
-        "COUNT(CASE WHEN from_status = 'open' AND to_status = 'won' THEN id END), "
-        "SUM(CASE WHEN from_status = 'open' AND to_status = 'won' THEN amount END), "
-        "COUNT(CASE WHEN from_status = '' THEN id END) "
-        "FROM sales_stagechange WHERE pipeline_id = %s AND at >= %s AND at < %s "
-        "GROUP BY from_stage_id",
-        [inp.pipeline_id, start, end],
+        "SELECT stage, loss_reason, SUM(created), SUM(entered), SUM(entered_amount), "
+        "SUM(timed), SUM(timed_seconds), SUM(over), SUM(won), SUM(won_amount), SUM(lost), "
+        "SUM(lost_amount) FROM sales_stageday WHERE pipeline_id = %s AND day >= %s "
+        "AND day <= %s GROUP BY stage, loss_reason",
+        [inp.pipeline_id, inp.year[0], inp.year[1]],
     )
     _sql(
-        "SELECT r.name, COUNT(sc.id), SUM(sc.amount) FROM sales_stagechange sc "
-        "JOIN sales_deal d ON d.id = sc.deal_id LEFT JOIN sales_lossreason r "
-        "ON r.id = d.loss_reason_id WHERE sc.pipeline_id = %s AND sc.at >= %s AND sc.at < %s "
-        "AND sc.to_status = 'lost' AND sc.from_status = 'open' GROUP BY r.name ORDER BY 2 DESC",
+        "SELECT responsible_id, team_id, source, COUNT(CASE WHEN status = 'open' THEN id END), "
+        "COUNT(CASE WHEN status = 'won' THEN id END), "
+        "COUNT(CASE WHEN status = 'lost' THEN id END), "
+        "SUM(CASE WHEN status = 'won' THEN won_amount END) FROM sales_deal "
+        "WHERE pipeline_id = %s AND deleted_at IS NULL AND (status = 'open' OR "
+        "(closed_at >= %s AND closed_at < %s)) GROUP BY responsible_id, team_id, source",
         [inp.pipeline_id, start, end],
     )
-    for key in ("responsible_id", "team_id", "source"):
-        _sql(
-            f"SELECT {key}, COUNT(CASE WHEN status = 'open' THEN id END), "
-            "COUNT(CASE WHEN status = 'won' THEN id END), "
-            "COUNT(CASE WHEN status = 'lost' THEN id END), "
-            "SUM(CASE WHEN status = 'won' THEN won_amount END) FROM sales_deal "
-            "WHERE pipeline_id = %s AND deleted_at IS NULL AND (status = 'open' OR "
-            f"(closed_at >= %s AND closed_at < %s)) GROUP BY {key} ORDER BY 3 DESC, 2 DESC "
-            "LIMIT 50",
-            [inp.pipeline_id, start, end],
-        )
 
 
 def timeline_sql(company: int) -> None:

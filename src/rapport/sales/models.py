@@ -331,40 +331,23 @@ class StageChange(models.Model):
     seconds_in_previous = models.PositiveBigIntegerField(null=True, blank=True)
     limit_exceeded = models.BooleanField(default=False)
     amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    # Why the deal was lost, on the losing move (the deal's own reason changes if it is
+    # reopened and lost again; "lost by reason" reports read this one).
+    loss_reason = models.ForeignKey(
+        LossReason,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # never searched by; reasons are retired, not deleted
+    )
 
     class Meta:
         ordering = ["deal_id", "at", "id"]
         verbose_name = _("stage change")
         verbose_name_plural = _("stage changes")
         indexes = [
-            # The funnel reads the moves of a period from these two alone (no table lookups):
-            # everything by the stage left, and the entries into each stage by deal.
-            models.Index(
-                fields=[
-                    "pipeline",
-                    "at",
-                    "from_stage",
-                    "to_status",
-                    "from_status",
-                    "seconds_in_previous",
-                    "limit_exceeded",
-                    "amount",
-                ],
-                name="stagechange_period_idx",
-            ),
-            models.Index(
-                fields=[
-                    "pipeline",
-                    "to_status",
-                    "to_stage",
-                    "deal",
-                    "-at",
-                    "from_stage",
-                    "from_status",
-                    "amount",
-                ],
-                name="stagechange_entry_idx",
-            ),
+            # a deal's history in order (cards, the funnel's first-entry check, rebuilds)
             models.Index(fields=["deal", "at"], name="stagechange_deal_idx"),
             models.Index(fields=["to_stage", "at"], name="stagechange_to_idx"),
         ]
@@ -378,3 +361,45 @@ class StageChange(models.Model):
         if self.seconds_in_previous is None:
             return None
         return self.at - dt.timedelta(seconds=self.seconds_in_previous)
+
+
+class StageDay(models.Model):
+    """The funnel's counters, added up from the stage history per pipeline, day, stage and
+    the deal's manager, team and loss reason (``sales/stage_days.py`` keeps them with every
+    move and transfer, and rebuilds them from the history). A funnel for a year reads
+    days × stages × managers rows instead of every move of the year.
+
+    ``day`` is in the company's time zone (``TIME_ZONE``). The key columns hold 0 for
+    "none" (no stage, manager, team or reason): the upsert's conflict target needs values
+    that compare equal, and NULLs never do. On the "to" side of a move: ``created`` and the
+    deal's first ``entered`` into the stage (with its amount then); on the "from" side:
+    time spent in the stage (``timed``/``timed_seconds``/``over``) and closing as ``won`` or
+    ``lost`` from it."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    stage = models.PositiveIntegerField(default=0)
+    responsible = models.PositiveIntegerField(default=0)
+    team = models.PositiveIntegerField(default=0)
+    loss_reason = models.PositiveIntegerField(default=0)
+    created = models.IntegerField(default=0)
+    entered = models.IntegerField(default=0)
+    entered_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    timed = models.IntegerField(default=0)
+    timed_seconds = models.BigIntegerField(default=0)
+    over = models.IntegerField(default=0)
+    won = models.IntegerField(default=0)
+    won_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    lost = models.IntegerField(default=0)
+    lost_amount = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "day", "stage", "responsible", "team", "loss_reason"],
+                name="stageday_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id} {self.day} stage {self.stage}"

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Avg, Count, F, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,8 +18,9 @@ from rapport.core.customfields import custom_field_filter
 from rapport.core.errors import FieldErrors
 from rapport.core.pagination import Page, keyset_page
 from rapport.core.scopes import scope_q
+from rapport.sales import stage_days
 from rapport.sales.choices import DealStatus, LeadChannel, LeadStatus
-from rapport.sales.models import Deal, Lead, LossReason, Pipeline, Stage, StageChange
+from rapport.sales.models import Deal, Lead, LossReason, Pipeline, Stage, StageChange, StageDay
 
 
 def pipelines(*, active_only: bool = True) -> QuerySet[Pipeline]:
@@ -322,133 +322,78 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _funnel_entered_sql(entries_sql: str, params: list[Any]) -> tuple[str, list[Any]]:
-    """Per stage: the deals that entered it and the sum of their amounts, each deal once, at
-    the amount of its latest entry. ``entries_sql`` selects to_stage_id, deal_id, amount, at
-    and id of the entries (the caller scopes and filters them).
-
-    PostgreSQL keeps each deal's latest entry with DISTINCT ON; SQLite with MAX(at), whose
-    bare columns come from the row holding the maximum (documented SQLite behaviour); two entries
-    of a deal at the same instant are not told apart. Both
-    read the entries in the order of ``stagechange_entry_idx`` without a sort."""
-    # The statements are built from ORM-compiled SQL and constants; values stay parameters.
-    if connection.vendor == "postgresql":
-        latest = (
-            "SELECT DISTINCT ON (to_stage_id, deal_id) to_stage_id, amount FROM ("  # noqa: S608
-            + entries_sql
-            + ") entries ORDER BY to_stage_id, deal_id, at DESC"
-        )
-    else:
-        latest = (
-            "SELECT to_stage_id, amount, MAX(at) AS last_at FROM ("  # noqa: S608
-            + entries_sql
-            + ") entries GROUP BY to_stage_id, deal_id"
-        )
-    sql = "SELECT to_stage_id, COUNT(*), SUM(amount) FROM (" + latest + ") latest "  # noqa: S608
-    return sql + "GROUP BY to_stage_id", list(params)
-
-
-def _funnel_entered(moves: QuerySet[StageChange]) -> dict[int, tuple[int, decimal.Decimal]]:
-    entries = (
-        moves.filter(to_status=DealStatus.OPEN)
-        .exclude(from_stage=F("to_stage"))
-        .order_by()
-        .values_list("to_stage_id", "deal_id", "amount", "at", "id")
-    )
-    inner, inner_params = entries.query.sql_with_params()
-    if connection.vendor == "sqlite":
-        # SQLite's statistics prefer a skip-scan of stagechange_to_idx over the period, then
-        # a table lookup per row (8 s for a year of 1.9M rows); the entry index reads the
-        # same rows in group order from the index alone (2 s).
-        table = '"sales_stagechange"'
-        inner = inner.replace(f"FROM {table}", f"FROM {table} INDEXED BY stagechange_entry_idx", 1)
-    sql, params = _funnel_entered_sql(inner, list(inner_params))
-    out: dict[int, tuple[int, decimal.Decimal]] = {}
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        for stage_id, n, total in cur.fetchall():
-            # SQLite answers a float or an int: back to money with two decimals
-            amount = decimal.Decimal(str(total or 0)).quantize(decimal.Decimal("0.01"))
-            out[stage_id] = (int(n), amount)
-    return out
-
-
 def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.date) -> Funnel:
     """Entries per stage, conversion, losses by stage and reason, results by manager, team
     and source, time in stage against its limit — for moves made in the period.
 
-    A stage's entries count each deal once, at the amount of its latest entry in the period;
-    lost amounts are the amounts recorded when the deals were lost."""
+    A stage's entries count each deal once, in the period it first entered the stage, at
+    its amount then (so periods add up); lost amounts are the amounts recorded when the
+    deals were lost, by the reason given then. Days are the company's (``TIME_ZONE``)."""
     if date_to < date_from:
         raise FieldErrors.single("date_to", _("The end of the period is before its start."))
-    tz = timezone.get_current_timezone()
-    start = dt.datetime.combine(date_from, dt.time.min, tzinfo=tz)
-    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
-    visible = scope_q(
-        user, "deal", "view", owner_field="deal__responsible_id", team_field="deal__team_id"
-    )
-    moves = StageChange.objects.filter(visible, pipeline=pipeline, at__gte=start, at__lt=end)
-    entered = _funnel_entered(moves)
-    # Everything else about the moves in one pass, grouped by the stage they left.
-    open_ = DealStatus.OPEN
-    closing = Q(to_status__in=[DealStatus.WON, DealStatus.LOST]) & ~Q(
-        from_status__in=[DealStatus.WON, DealStatus.LOST]
-    )
-    timed = Q(from_status=open_, seconds_in_previous__isnull=False)
-    by_from = {
-        r["from_stage"]: r
-        for r in moves.values("from_stage")
-        .annotate(
-            lost_n=Count("id", filter=Q(to_status=DealStatus.LOST)),
-            lost_s=Sum("amount", filter=Q(to_status=DealStatus.LOST)),
-            avg=Avg("seconds_in_previous", filter=timed),
-            over=Count("id", filter=timed & Q(limit_exceeded=True)),
-            won_n=Count("id", filter=closing & Q(to_status=DealStatus.WON)),
-            won_s=Sum("amount", filter=closing & Q(to_status=DealStatus.WON)),
-            closed_lost_n=Count("id", filter=closing & Q(to_status=DealStatus.LOST)),
-            closed_lost_s=Sum("amount", filter=closing & Q(to_status=DealStatus.LOST)),
-            created=Count("id", filter=Q(from_status="")),
+    # The moves' side comes from the day counters (sales/stage_days.py), scoped like deals.
+    counted = (
+        StageDay.objects.filter(
+            scope_q(user, "deal", "view", owner_field="responsible", team_field="team"),
+            pipeline=pipeline,
+            day__gte=date_from,
+            day__lte=date_to,
         )
+        .values("stage", "loss_reason")
+        .annotate(**{name: Sum(name) for name in stage_days.COUNTERS})
         .order_by()
-    }
+    )
+    zero = dict.fromkeys(stage_days.COUNTERS, 0)
+    per_stage: dict[int, dict[str, Any]] = {}
+    per_reason: dict[int, list[Any]] = {}
+    for row in counted:
+        sums = per_stage.setdefault(row["stage"], dict(zero))
+        for name in stage_days.COUNTERS:
+            sums[name] += row[name] or 0
+        if row["lost"]:
+            reason = per_reason.setdefault(row["loss_reason"], [0, decimal.Decimal(0)])
+            reason[0] += row["lost"]
+            reason[1] += _money(row["lost_amount"])
+    totals = dict(zero)
+    for sums in per_stage.values():
+        for name in stage_days.COUNTERS:
+            totals[name] += sums[name]
     stages = stages_of(pipeline, active_only=False)
     rows: list[FunnelStage] = []
     for i, stage in enumerate(stages):
-        n, amount = entered.get(stage.pk, (0, decimal.Decimal(0)))
-        nxt = entered.get(stages[i + 1].pk, (0, None))[0] if i + 1 < len(stages) else None
-        out = by_from.get(stage.pk, {})
-        lost = int(out.get("lost_n") or 0)
-        if not stage.is_active and not n and not lost:
+        sums = per_stage.get(stage.pk, zero)
+        n = int(sums["entered"])
+        nxt = per_stage.get(stages[i + 1].pk, zero)["entered"] if i + 1 < len(stages) else None
+        if not stage.is_active and not n and not sums["lost"]:
             continue
         rows.append(
             FunnelStage(
                 stage=stage,
                 entered=n,
-                amount=amount,
-                conversion=_ratio(nxt, n) if nxt is not None else None,
-                lost=lost,
-                lost_amount=out.get("lost_s") or decimal.Decimal(0),
-                avg_hours=round(float(out["avg"]) / 3600, 1)
-                if out.get("avg") is not None
+                amount=_money(sums["entered_amount"]),
+                conversion=_ratio(int(nxt), n) if nxt is not None else None,
+                lost=int(sums["lost"]),
+                lost_amount=_money(sums["lost_amount"]),
+                avg_hours=round(sums["timed_seconds"] / sums["timed"] / 3600, 1)
+                if sums["timed"]
                 else None,
                 limit_hours=stage.time_limit_hours,
-                over_limit=int(out.get("over") or 0),
+                over_limit=int(sums["over"]),
             )
         )
-
-    def total(key: str) -> Any:
-        values = [r[key] for r in by_from.values() if r[key] is not None]
-        return sum(values[1:], values[0]) if values else None
-
-    won_n, won_s = int(total("won_n") or 0), total("won_s")
-    created = int(total("created") or 0)
-    by_reason = list(
-        moves.filter(closing, to_status=DealStatus.LOST)
-        .values("deal__loss_reason__name")
-        .annotate(n=Count("*"), s=Sum("amount"))
-        .order_by("-n")
+    won_n, created = int(totals["won"]), int(totals["created"])
+    reasons = {r.pk: r.name for r in LossReason.objects.filter(pk__in=list(per_reason))}
+    by_reason = sorted(
+        (
+            {"reason": reasons.get(pk, ""), "count": int(n), "amount": amount}
+            for pk, (n, amount) in per_reason.items()
+        ),
+        key=lambda r: (-r["count"], r["reason"]),
     )
     first_entered = rows[0].entered if rows else created
+    tz = timezone.get_default_timezone()
+    start = dt.datetime.combine(date_from, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     deals = Deal.objects.filter(
         scope_q(user, "deal", "view"), pipeline=pipeline, deleted_at__isnull=True
     ).filter(Q(status=DealStatus.OPEN) | Q(closed_at__gte=start, closed_at__lt=end))
@@ -484,18 +429,20 @@ def funnel(*, user: User, pipeline: Pipeline, date_from: dt.date, date_to: dt.da
         stages=rows,
         created=created,
         won=won_n,
-        won_amount=won_s or decimal.Decimal(0),
-        lost=int(total("closed_lost_n") or 0),
-        lost_amount=total("closed_lost_s") or decimal.Decimal(0),
+        won_amount=_money(totals["won_amount"]),
+        lost=int(totals["lost"]),
+        lost_amount=_money(totals["lost_amount"]),
         overall=_ratio(won_n, first_entered),
-        by_reason=[
-            {"reason": r["deal__loss_reason__name"] or "", "count": r["n"], "amount": r["s"]}
-            for r in by_reason
-        ],
+        by_reason=by_reason,
         by_manager=_named(results("responsible"), "responsible", User),
         by_team=_named(results("team"), "team", Team),
         by_source=[{**r, "name": r["source"]} for r in results("source")],
     )
+
+
+def _money(value: Any) -> decimal.Decimal:
+    """A sum of amounts as money (SQLite adds them up as floats)."""
+    return decimal.Decimal(str(value or 0)).quantize(decimal.Decimal("0.01"))
 
 
 def _named(

@@ -29,6 +29,7 @@ from rapport.core.phones import parse_phone
 from rapport.core.scopes import scope_allows
 from rapport.parties.duplicates import find_duplicates
 from rapport.parties.models import Company, Person
+from rapport.sales import stage_days
 from rapport.sales.choices import (
     STAGE_REQUIREMENTS,
     DealStatus,
@@ -478,7 +479,7 @@ def _record_change(
     if from_status and since is not None:
         seconds = max(0, int((now - since).total_seconds()))
         exceeded = bool(deadline and deadline < now)
-    return StageChange.objects.create(
+    change = StageChange.objects.create(
         deal=deal,
         pipeline_id=deal.pipeline_id,
         from_stage=from_stage,
@@ -490,7 +491,10 @@ def _record_change(
         seconds_in_previous=seconds,
         limit_exceeded=exceeded,
         amount=deal.won_amount if deal.status == DealStatus.WON else deal.amount,
+        loss_reason=deal.loss_reason if deal.status == DealStatus.LOST else None,
     )
+    stage_days.record(change, responsible=deal.responsible_id, team=deal.team_id)
+    return change
 
 
 def _enter_stage(deal: Deal, stage: Stage | None, now: Any) -> tuple[Any, Any]:
@@ -598,6 +602,7 @@ def deal_update(
     if errors:
         raise FieldErrors(errors)
     before = snapshot(deal, DEAL_FIELDS)
+    owners = (deal.responsible_id, deal.team_id)
     for k, v in fields.items():
         setattr(deal, k, v)
     if "responsible" in fields:
@@ -619,6 +624,7 @@ def deal_update(
     changes["version"] = [deal.version, deal.version + 1]
     deal.version += 1
     deal.save()
+    stage_days.transfer(deal.pk, old=owners, new=(deal.responsible_id, deal.team_id))
     audit_record(actor=actor, instance=deal, object_type="deal", action="update", changes=changes)
     event_record(
         name="deal.updated",

@@ -893,6 +893,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
             "date_from": date_from,
             "date_to": date_to,
             "query": request.GET.urlencode(),
+            "time_zone": settings.TIME_ZONE,
         },
     )
 
