@@ -3,6 +3,7 @@ the whole directory on every visit."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from django.db import connection
@@ -42,3 +43,23 @@ def test_choosing_a_client_on_the_desk_does_not_count_the_directory(
         response = client.get(f"/?client=company:{acme.pk}", HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert _directory_counts(queries) == []
+
+
+def test_the_desk_counts_every_overdue_task_once(alice, client_for):
+    from django.utils import timezone
+
+    from rapport.activities.services import task_create
+
+    for n in range(25):
+        task_create(actor=alice, data={"title": f"Late {n}", "due_at": "2020-01-01T09:00"})
+    # one more, late since this morning: on today's calendar and overdue, counted once
+    earlier = timezone.localtime() - dt.timedelta(minutes=5)
+    if earlier.date() == timezone.localdate():
+        task_create(actor=alice, data={"title": "Late today", "due_at": earlier})
+        expected = 26
+    else:  # just after midnight: nothing of today is late yet
+        expected = 25
+    page = client_for(alice).get("/").content.decode()
+    figure = re.search(r'id="overdue-count">([^<]*)<', page)
+    assert figure is not None
+    assert figure.group(1).strip() == f"{expected} overdue"

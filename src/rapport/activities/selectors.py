@@ -42,6 +42,25 @@ def task_list(
 ) -> QuerySet[Task]:
     """``view``: mine (assignee or co-executor), team (the user's scope), overdue (mine);
     ``action``: view, or export for downloads (the export permission's scope)."""
+    qs = _tasks(user=user, view=view, status=status, q=q, action=action)
+    return qs.select_related("responsible", "company", "person", "deal", "parent").annotate(
+        n_sub=Count("subtasks", filter=Q(subtasks__deleted_at__isnull=True), distinct=True),
+        n_sub_done=Count(
+            "subtasks",
+            filter=Q(subtasks__status=TaskStatus.DONE, subtasks__deleted_at__isnull=True),
+            distinct=True,
+        ),
+    )
+
+
+def overdue_count(*, user: User) -> int:
+    """How many of the user's tasks (assignee or co-executor) are past due and still open."""
+    return _tasks(user=user, view="overdue").count()
+
+
+def _tasks(
+    *, user: User, view: str, status: str = "open", q: str = "", action: str = "view"
+) -> QuerySet[Task]:
     now = timezone.now()
 
     def by_status(tasks: QuerySet[Task]) -> QuerySet[Task]:
@@ -60,14 +79,7 @@ def task_list(
         qs = qs.filter(pk__in=own.union(_cotask_ids([user.pk]).order_by()))
     if q:
         qs = qs.filter(title__icontains=q)
-    return qs.select_related("responsible", "company", "person", "deal", "parent").annotate(
-        n_sub=Count("subtasks", filter=Q(subtasks__deleted_at__isnull=True), distinct=True),
-        n_sub_done=Count(
-            "subtasks",
-            filter=Q(subtasks__status=TaskStatus.DONE, subtasks__deleted_at__isnull=True),
-            distinct=True,
-        ),
-    )
+    return qs
 
 
 def _cotask_ids(user_ids: list[int]) -> QuerySet[Any]:

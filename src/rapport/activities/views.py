@@ -611,7 +611,8 @@ def desk_context(request: HttpRequest) -> dict[str, Any]:
         "items": items,
         "overdue": overdue,
         "events_today": len(items),
-        "overdue_count": len([i for i in items if i.overdue]) + len(overdue),
+        # every overdue task, not only the 20 listed (today's late ones are among them)
+        "overdue_count": selectors.overdue_count(user=user),
         "clients": [
             {"key": f"{k}:{pk}", "obj": obj, "kind": k} for (k, pk), obj in clients.items()
         ],
