@@ -286,14 +286,13 @@ def generate_sales(
                 status = "won" if rng.random() < 0.45 else "lost"
                 created = now - dt.timedelta(seconds=rng.randrange(20 * 86400, 450 * 86400))
                 target = last if status == "won" and pipe["strict"] else rng.randrange(0, last + 1)
-                if status == "lost":
-                    target = min(target, rng.randrange(0, last + 1))
-            # the path through the stages: forward one by one (strict), with jumps and
-            # returns in the free pipelines
+            # the path through the stages: forward one by one (strict) or with jumps (free),
+            # going back a stage and forward again on 30 % of the steps (~6 history rows a
+            # deal: 3M at 500k deals)
             path = [0]
             pos = 0
             while pos < target:
-                if not pipe["strict"] and rng.random() < 0.12 and pos > 0:
+                if rng.random() < 0.3 and pos > 0:
                     path.append(pos - 1)  # back one stage, then forward again
                     path.append(pos)
                 step = 1 if pipe["strict"] or rng.random() < 0.8 else min(2, target - pos)

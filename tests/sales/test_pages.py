@@ -219,3 +219,32 @@ def test_sales_pages_speak_russian_and_arabic(alice, pipelines, deal_world, clie
         html = client_for(alice).get(reverse("deal-list")).content.decode()
         assert f'dir="{direction}"' in html
         assert word in html, lang
+
+
+def test_the_board_page_reads_each_column_once_however_many_cards(
+    alice, pipelines, make_company, make_person, client_for, django_assert_max_num_queries
+):
+    from rapport.sales.services import deal_create
+
+    company = make_company(alice, "Many cards Ltd")
+    person = make_person(alice, "Olga", "Cardholder")
+    for i in range(12):
+        deal_create(
+            actor=alice,
+            data={
+                "title": f"Card {i}",
+                "pipeline_id": pipelines["free"].pk,
+                "amount": "10",
+                "company_id": company.pk if i % 2 else None,
+                "person_id": None if i % 2 else person.pk,
+            },
+        )
+    client = client_for(alice)
+    client.get(reverse("pipeline-board", args=[pipelines["free"].pk]))
+    with django_assert_max_num_queries(20):
+        page = client.get(reverse("pipeline-board", args=[pipelines["free"].pk]))
+    html = page.content.decode()
+    assert html.count('<article class="kcard') == 12
+    assert "Many cards Ltd" in html
+    assert "Cardholder Olga" in html
+    assert "Alice" in html

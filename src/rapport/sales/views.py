@@ -780,7 +780,9 @@ def pipeline_board(request: HttpRequest, pipeline_id: int) -> HttpResponse:
     columns: list[selectors.Column] = []
     try:
         if pipeline.has_stages:
-            columns = selectors.board(user=user, pipeline=pipeline, filters=filters)
+            columns = selectors.board(
+                user=user, pipeline=pipeline, filters=filters, fields=selectors.CARD_FIELDS
+            )
             deals_stageless: list[Deal] = []
         else:
             filters.pipeline_id = pipeline.pk
@@ -817,7 +819,11 @@ def board_column(request: HttpRequest, stage_id: int) -> HttpResponse:
     if stage is None:
         raise Http404
     page = selectors.board_column(
-        user=user, stage=stage, filters=_deal_filters(request), cursor=request.GET.get("cursor")
+        user=user,
+        stage=stage,
+        filters=_deal_filters(request),
+        cursor=request.GET.get("cursor"),
+        fields=selectors.CARD_FIELDS,
     )
     params = request.GET.copy()
     params.pop("cursor", None)

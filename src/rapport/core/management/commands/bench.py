@@ -77,7 +77,7 @@ class Command(BaseCommand):
             "--deals",
             type=int,
             default=None,
-            help=f"deals, about 4.4 history rows each (default {EXTRA_DEFAULTS['deals']:,}; "
+            help=f"deals, about 6 history rows each (default {EXTRA_DEFAULTS['deals']:,}; "
             "with --reuse: as many as the database holds)",
         )
         parser.add_argument(
