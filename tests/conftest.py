@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -222,3 +225,21 @@ def make_lead() -> Any:
         return lead_create(actor=actor, data={"name": name, **data})
 
     return make
+
+
+@pytest.fixture
+def rapport_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``rapport_cli(env, *args)``: run ``python -m rapport.cli *args`` as a real process
+    with ``env``, its output captured (10 minutes at most)."""
+
+    def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own entry point
+            [sys.executable, "-m", "rapport.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    return run

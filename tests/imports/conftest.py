@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,21 +32,3 @@ def import_csv() -> Callable[..., Any]:
         return services.run_execute(run.pk, actor=actor)
 
     return run_file
-
-
-@pytest.fixture
-def rapport_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``rapport_cli(env, *args)``: run ``python -m rapport.cli *args`` as a real process
-    with ``env``, its output captured (10 minutes at most)."""
-
-    def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own entry point
-            [sys.executable, "-m", "rapport.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-
-    return run
