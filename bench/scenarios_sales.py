@@ -373,6 +373,15 @@ def desk_sql(user: int) -> None:
     today = timezone.localdate()
     _calendar_sql(user, _aware(today), _aware(today + dt.timedelta(days=1)))
     _overdue_sql(user, 20)
+    now = dt.datetime.now(dt.UTC)
+    _sql(  # how many are overdue in all (the desk's figure)
+        "SELECT COUNT(*) FROM activities_task t WHERE t.deleted_at IS NULL "
+        "AND t.status IN ('open', 'in_progress') AND t.due_at < %s "
+        "AND t.id IN (SELECT id FROM activities_task WHERE responsible_id = %s "
+        "AND status IN ('open', 'in_progress') AND due_at < %s UNION "
+        "SELECT task_id FROM activities_task_coexecutors WHERE user_id = %s)",
+        [now, user, now, user],
+    )
     _sql("SELECT COUNT(*) FROM parties_company WHERE deleted_at IS NULL")
     _sql("SELECT COUNT(*) FROM parties_person WHERE deleted_at IS NULL")
 
