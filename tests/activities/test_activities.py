@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -295,3 +296,38 @@ def test_interactions_list_groups_a_thread_and_hides_other_teams(
     assert page.count('class="card thread"') == 1
     assert "About offer 42" in page
     assert "Offer 42" not in client_for(carol).get(reverse("interaction-list")).content.decode()
+
+
+def test_the_task_list_shows_every_task_page_by_page_undated_last(alice, client_for):
+    from rapport.activities.services import task_create
+
+    base = timezone.now() - dt.timedelta(days=200)
+    for n in range(120):
+        task_create(
+            actor=alice,
+            data={"title": f"Dated {n:03d}", "due_at": base + dt.timedelta(hours=n)},
+        )
+    for n in range(3):
+        task_create(actor=alice, data={"title": f"Undated {n}"})
+    client = client_for(alice)
+    page = client.get(reverse("task-list"), {"view": "mine"})
+    html = page.content.decode()
+    assert html.count("Dated 0") == 50  # the first 50 by due date
+    assert "Dated 000" in html
+    assert "Dated 049" in html
+    assert "Dated 050" not in html
+    titles: list[str] = []
+    cursor = re.search(r'hx-get="\?[^"]*cursor=([\w=-]+)"', html)
+    while cursor:
+        more = client.get(
+            reverse("task-list"),
+            {"view": "mine", "cursor": cursor.group(1)},
+            HTTP_HX_REQUEST="true",
+        ).content.decode()
+        assert "<html" not in more  # only the next rows
+        titles += re.findall(r">((?:Un)?[Dd]ated \d+)</a>", more)
+        cursor = re.search(r'hx-get="\?[^"]*cursor=([\w=-]+)"', more)
+    assert titles == [f"Dated {n:03d}" for n in range(50, 120)] + [f"Undated {n}" for n in range(3)]
+    overdue = client.get(reverse("task-list"), {"view": "overdue"}).content.decode()
+    assert overdue.count("Dated 0") == 50
+    assert "cursor=" in overdue

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -29,6 +30,7 @@ from rapport.activities.models import (
 )
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
 from rapport.core.exports import check_export_size, export_response
+from rapport.core.pagination import keyset_page
 from rapport.core.scopes import can, scope_allows
 
 RECORD_TYPES = ("company", "person", "deal", "lead")
@@ -191,6 +193,10 @@ def _task_params(request: HttpRequest) -> tuple[str, str, str]:
     return view, status, request.GET.get("q", "")
 
 
+# Where tasks without a due date sort in the list: after every dated one.
+UNDATED = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
 def _task_rows(user: User, request: HttpRequest, *, action: str = "view") -> QuerySet[Task]:
     """The top-level tasks the list shows (subtasks appear as progress), due first."""
     view, status, q = _task_params(request)
@@ -205,12 +211,26 @@ def _task_rows(user: User, request: HttpRequest, *, action: str = "view") -> Que
 def task_list(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     view, status, _q = _task_params(request)
-    tasks = list(_task_rows(user, request)[:200])
+    # Pages of 50 by due date (undated last), "Show more" for the next.
+    undated = Value(UNDATED, output_field=DateTimeField())
+    rows = _task_rows(user, request).annotate(due_key=Coalesce("due_at", undated))
+    page = keyset_page(rows, sort="due_key", cursor=request.GET.get("cursor"), size=50)
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    context = {
+        "tasks": page.items,
+        "next_cursor": page.next_cursor,
+        "params": params.urlencode(),
+        # where "Done" comes back to: the list from its start, not from the page's cursor
+        "back": f"{request.path}?{params.urlencode()}",
+    }
+    if request.headers.get("HX-Request") and request.GET.get("cursor"):
+        return render(request, "activities/_task_rows.html", context)
     return render(
         request,
         "activities/task_list.html",
         {
-            "tasks": tasks,
+            **context,
             "view": view,
             "status": status,
             "statuses": TaskStatus.choices,
