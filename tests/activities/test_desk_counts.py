@@ -63,3 +63,29 @@ def test_the_desk_counts_every_overdue_task_once(alice, client_for):
     figure = re.search(r'id="overdue-count">([^<]*)<', page)
     assert figure is not None
     assert figure.group(1).strip() == f"{expected} overdue"
+
+
+def test_the_desk_reads_todays_clients_with_their_tasks_not_one_by_one(
+    alice, client_for, make_company
+):
+    from django.utils import timezone
+
+    from rapport.activities.services import task_create
+
+    client = client_for(alice)
+    later = timezone.localtime().replace(hour=23, minute=30, second=0, microsecond=0)
+
+    def desk_queries(n: int) -> int:
+        for i in range(n):
+            company = make_company(alice, f"Client {n}-{i}")
+            task_create(
+                actor=alice,
+                data={"title": f"Call {n}-{i}", "due_at": later, "company_id": company.pk},
+            )
+        client.get("/")
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get("/").content.decode()
+        assert f"Client {n}-{n - 1}" in page
+        return len(queries.captured_queries)
+
+    assert desk_queries(2) == desk_queries(8)
