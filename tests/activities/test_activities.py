@@ -331,3 +331,14 @@ def test_the_task_list_shows_every_task_page_by_page_undated_last(alice, client_
     overdue = client.get(reverse("task-list"), {"view": "overdue"}).content.decode()
     assert overdue.count("Dated 0") == 50
     assert "cursor=" in overdue
+
+
+def test_a_mangled_page_cursor_shows_the_task_list_from_its_start(alice, client_for):
+    from rapport.activities.services import task_create
+
+    task_create(actor=alice, data={"title": "Still here"})
+    page = client_for(alice).get(reverse("task-list"), {"cursor": "garbage"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Still here" in html
+    assert "Invalid page cursor" in html

@@ -214,7 +214,11 @@ def task_list(request: HttpRequest) -> HttpResponse:
     # Pages of 50 by due date (undated last), "Show more" for the next.
     undated = Value(UNDATED, output_field=DateTimeField())
     rows = _task_rows(user, request).annotate(due_key=Coalesce("due_at", undated))
-    page = keyset_page(rows, sort="due_key", cursor=request.GET.get("cursor"), size=50)
+    try:
+        page = keyset_page(rows, sort="due_key", cursor=request.GET.get("cursor"), size=50)
+    except FieldErrors as exc:  # a cursor mangled in the address: the list from its start
+        messages.error(request, str(exc))
+        page = keyset_page(rows, sort="due_key", cursor=None, size=50)
     params = request.GET.copy()
     params.pop("cursor", None)
     context = {
