@@ -342,3 +342,23 @@ def test_a_mangled_page_cursor_shows_the_task_list_from_its_start(alice, client_
     html = page.content.decode()
     assert "Still here" in html
     assert "Invalid page cursor" in html
+
+
+def test_a_late_subtask_is_listed_as_overdue_under_its_parents_name(alice, client_for):
+    from rapport.activities.services import task_create
+
+    later = timezone.now() + dt.timedelta(days=10)
+    parent = task_create(actor=alice, data={"title": "Prepare the tender", "due_at": later})
+    task_create(
+        actor=alice,
+        data={"title": "Collect documents", "parent_id": parent.pk, "due_at": "2020-01-01T09:00"},
+    )
+    client = client_for(alice)
+    overdue = client.get(reverse("task-list"), {"view": "overdue"}).content.decode()
+    assert "Collect documents" in overdue
+    assert "Prepare the tender ›" in overdue
+    mine = client.get(reverse("task-list"), {"view": "mine"}).content.decode()
+    assert "Collect documents" not in mine  # shown as the parent's progress there
+    assert "0/1" in mine
+    desk = client.get("/").content.decode()
+    assert re.search(r'id="overdue-count">\s*1 overdue\s*<', desk)

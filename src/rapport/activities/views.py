@@ -198,13 +198,14 @@ UNDATED = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 
 def _task_rows(user: User, request: HttpRequest, *, action: str = "view") -> QuerySet[Task]:
-    """The top-level tasks the list shows (subtasks appear as progress), due first."""
+    """The tasks the list shows, due first: top-level ones (their subtasks appear as
+    progress), except in "overdue", where a late subtask is listed itself (under its
+    parent's name) even when the parent is not late."""
     view, status, q = _task_params(request)
-    return (
-        selectors.task_list(user=user, view=view, status=status, q=q, action=action)
-        .filter(parent__isnull=True)
-        .order_by("due_at", "id")
-    )
+    qs = selectors.task_list(user=user, view=view, status=status, q=q, action=action)
+    if view != "overdue":
+        qs = qs.filter(parent__isnull=True)
+    return qs.order_by("due_at", "id")
 
 
 @login_required
