@@ -363,10 +363,12 @@ def test_the_worker_process_handles_events_and_stops_cleanly_on_sigterm(
         children = _children(proc.pid)
         assert set(children) == {"cluster", "dispatcher"}
         assert _claimed_by(ids[0]) == children["dispatcher"]  # not the cluster's sweep
+        # a running worker: django-q2's own processes are up (a SIGTERM while the cluster is
+        # still starting is the open case noted in worker.py's _stop_all)
+        _wait_until(lambda: bool(_children(children["cluster"])), seconds=15)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # to the worker only, as `rapport run` does
-        # within the supervisor's own bound (STOP_TIMEOUT_SECONDS): ~2 s idle, but a loaded
-        # 2-core CI machine once took over 15 s to stop the django-q cluster
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == 0  # within the supervisor's own bound
         for pid in children.values():
             assert not Path(f"/proc/{pid}").exists()  # stopped and reaped
     finally:

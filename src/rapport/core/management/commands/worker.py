@@ -190,6 +190,10 @@ class Supervisor:
         return 0
 
     def _stop_all(self) -> None:
+        # Open: twice in full CI runs on PostgreSQL (2026-11-29) a worker given SIGTERM about
+        # a second after its start did not stop within 60 s (logs not kept). Suspected: the
+        # signal reaching the django-q2 cluster while it still starts its processes. Such a
+        # child is killed below at STOP_TIMEOUT_SECONDS: the stop stays bounded.
         for child in self.children:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
