@@ -243,3 +243,25 @@ def rapport_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture
+def sqlite_cli_env(tmp_path: Any) -> Callable[..., tuple[dict[str, str], Any]]:
+    """``sqlite_cli_env(**extra)``: the environment of a real ``rapport`` process on a SQLite
+    file of its own under ``tmp_path`` (with an admin password, plus ``extra``), and the
+    file's path."""
+
+    def make(**extra: str) -> tuple[dict[str, str], Any]:
+        data_dir = tmp_path / "data"
+        db = data_dir / "rapport.sqlite3"
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "RAPPORT_DATA_DIR": str(data_dir),
+            "DATABASE_URL": f"sqlite:///{db}",
+            "RAPPORT_ADMIN_PASSWORD": "a-long-admin-password",
+            "DJANGO_SETTINGS_MODULE": "rapport.settings",
+            **extra,
+        }
+        return env, db
+
+    return make

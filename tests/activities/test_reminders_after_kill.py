@@ -4,7 +4,6 @@ each, nothing half-written at the kill. Real processes on a real SQLite file, no
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -51,17 +50,9 @@ def _one(db: Path, sql: str) -> int:
 
 
 def test_reminders_go_out_exactly_once_when_the_worker_is_killed_and_restarted(
-    rapport_cli, tmp_path
+    rapport_cli, sqlite_cli_env
 ):
-    data_dir = tmp_path / "data"
-    db = data_dir / "rapport.sqlite3"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "RAPPORT_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite:///{db}",
-        "RAPPORT_ADMIN_PASSWORD": "a-long-admin-password",
-        "DJANGO_SETTINGS_MODULE": "rapport.settings",
-    }
+    env, db = sqlite_cli_env()
     assert rapport_cli(env, "migrate", "-v0").returncode == 0
     assert rapport_cli(env, "createadmin").returncode == 0
     made = rapport_cli(env, "shell", "-c", SETUP)

@@ -4,7 +4,6 @@ restores the base exactly. Real processes and a real SQLite file, no mocks."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -21,18 +20,9 @@ def _query(db: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
 
 
 def test_a_killed_import_resumes_to_exactly_the_files_rows_and_undo_restores_the_base(
-    rapport_cli, tmp_path
+    rapport_cli, sqlite_cli_env, tmp_path
 ):
-    data_dir = tmp_path / "data"
-    db = data_dir / "rapport.sqlite3"
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "RAPPORT_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite:///{db}",
-        "RAPPORT_ADMIN_PASSWORD": "a-long-admin-password",
-        "IMPORT_STALE_SECONDS": "0",
-        "DJANGO_SETTINGS_MODULE": "rapport.settings",
-    }
+    env, db = sqlite_cli_env(IMPORT_STALE_SECONDS="0")
     assert rapport_cli(env, "migrate", "-v0").returncode == 0
     assert rapport_cli(env, "createadmin").returncode == 0
     source = tmp_path / "clients.csv"
