@@ -363,8 +363,7 @@ def test_the_worker_process_handles_events_and_stops_cleanly_on_sigterm(
         children = _children(proc.pid)
         assert set(children) == {"cluster", "dispatcher"}
         assert _claimed_by(ids[0]) == children["dispatcher"]  # not the cluster's sweep
-        # a running worker: django-q2's own processes are up (a SIGTERM while the cluster is
-        # still starting is the open case noted in worker.py's _stop_all)
+        # a running worker: django-q2's own processes are up
         _wait_until(lambda: bool(_children(children["cluster"])), seconds=15)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)  # to the worker only, as `rapport run` does
@@ -375,6 +374,38 @@ def test_the_worker_process_handles_events_and_stops_cleanly_on_sigterm(
         _stop(proc)
     log = (tmp_path / "worker.log").read_text()
     assert "outbox dispatcher stopped" in log
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """The processes of a process group that are not zombies."""
+    alive: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    alive.append(int(entry.name))
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("moment", ["sentinel started", "pool starting"])
+def test_the_cluster_stops_promptly_when_told_while_it_is_still_starting(
+    shared_db, tmp_path, moment
+):
+    """A stop during django-q2's start (a worker restarted at once, a deploy) is carried out
+    once the cluster runs, instead of hanging until the supervisor kills it."""
+    proc = _worker(shared_db, tmp_path, "--only", "cluster")
+    try:
+        _wait_until(lambda: bool(_children(proc.pid)), seconds=15)  # the sentinel
+        if moment == "pool starting":
+            sentinel = next(iter(_children(proc.pid).values()))
+            _wait_until(lambda: bool(_children(sentinel)), seconds=15)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        _wait_until(lambda: not _group_alive(proc.pid), seconds=10)  # nothing left behind
+    finally:
+        _stop(proc)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")

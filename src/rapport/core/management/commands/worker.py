@@ -33,7 +33,6 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 log = logging.getLogger("rapport.worker")
@@ -190,10 +189,6 @@ class Supervisor:
         return 0
 
     def _stop_all(self) -> None:
-        # Open: twice in full CI runs on PostgreSQL (2026-11-29) a worker given SIGTERM about
-        # a second after its start did not stop within 60 s (logs not kept). Suspected: the
-        # signal reaching the django-q2 cluster while it still starts its processes. Such a
-        # child is killed below at STOP_TIMEOUT_SECONDS: the stop stays bounded.
         for child in self.children:
             child.signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
@@ -227,6 +222,41 @@ class Supervisor:
         log.info("worker: stopped")
 
 
+def run_cluster() -> None:
+    """The django-q2 cluster in this process, as ``qcluster`` runs it, but safe to stop
+    while it starts.
+
+    django-q2 stops the cluster from its signal handler: it sets the stop event and joins
+    its sentinel process. While the cluster starts, its main thread polls the sentinel's
+    start event, holding the event's lock for a moment each time; a SIGTERM landing inside
+    that moment made the handler wait for the sentinel, and the sentinel wait for the lock
+    to say it had started: neither stopped (a worker stopped a second after its start hung
+    until the supervisor killed it at ``STOP_TIMEOUT_SECONDS``). Here a signal during the
+    start is only noted, and the cluster is stopped once it reports running."""
+    from django_q.cluster import Cluster
+
+    cluster = Cluster()
+    state = {"started": False, "pending": False}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if state["started"]:
+            cluster.sig_handler(signum, frame)
+        else:
+            state["pending"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cluster.start()
+    state["started"] = True
+    if state["pending"]:
+        cluster.stop()
+        return
+    # As ``qcluster``: the sentinel runs until the stop (a signal), and the interpreter's
+    # exit waits for it.
+    if cluster.sentinel is not None:
+        cluster.sentinel.join()
+
+
 class Command(BaseCommand):
     help = "Run the background worker (outbox dispatch, scheduled jobs)."
 
@@ -246,7 +276,7 @@ class Command(BaseCommand):
             return
         if only == "cluster" or not settings.OUTBOX_DISPATCHER:
             ensure_schedules()
-            call_command("qcluster")
+            run_cluster()
             return
         status = Supervisor(dispatchers=max(1, settings.OUTBOX_DISPATCHERS)).run()
         if status:
