@@ -73,7 +73,7 @@ def _in_parts(values: list[Any], size: int = 2000) -> Iterator[list[Any]]:
 KEY_PART = 500
 
 
-def _select_in(
+def select_in(
     model: Any,
     columns: list[str],
     column: str,
@@ -114,7 +114,7 @@ def _companies(column: str, values: list[Any]) -> Iterator[Known]:
     """The live companies whose ``column`` ("id", "tax_id") is one of ``values``, as
     candidates (name, tax id, legal form)."""
     cols = ["id", "name_key", "tax_id", "legal_form"]
-    for oid, key, tax_id, form in _select_in(Company, cols, column, values, live=True):
+    for oid, key, tax_id, form in select_in(Company, cols, column, values, live=True):
         yield Known(id=oid, key=key, tax_id=tax_id, form=form or "")
 
 
@@ -167,7 +167,7 @@ class ChunkCandidates:
         ids: dict[str, set[int]] = {"company": set(), "person": set()}
         points: list[tuple[str, int, str, str]] = []  # (kind, id, channel, value)
         for channel, values in (("phone", phones), ("email", emails)):
-            for pid, cid, value in _select_in(
+            for pid, cid, value in select_in(
                 ContactPoint, ["person", "company", "value"], "value", values, channel=channel
             ):
                 kind, oid = ("person", pid) if pid is not None else ("company", cid)
@@ -178,7 +178,7 @@ class ChunkCandidates:
         key_models: dict[str, Any] = {"company": CompanyNameKey, "person": PersonNameKey}
         for kind, model in key_models.items():
             found = list(
-                _select_in(model, ["key", kind], "key", sorted(probes[kind]), size=KEY_PART)
+                select_in(model, ["key", kind], "key", sorted(probes[kind]), size=KEY_PART)
             )
             ids[kind].update(oid for _k, oid in found)
             self._read(kind, sorted(ids[kind]))
@@ -211,7 +211,7 @@ class ChunkCandidates:
         if kind == "company":
             known.update((k.id, k) for k in _companies("id", ids))
         else:
-            for oid, key in _select_in(model, cols, "id", ids, live=True):
+            for oid, key in select_in(model, cols, "id", ids, live=True):
                 known[oid] = Known(id=oid, key=key, detailed=False)
 
     def details(self, ids: set[int]) -> None:
@@ -219,9 +219,9 @@ class ChunkCandidates:
         ``ids`` that need them (the candidates a decision looks at), in one go."""
         todo = sorted(i for i in ids if i < PENDING and not self.known["person"][i].detailed)
         known = self.known["person"]
-        for pid, cid in _select_in(Employment, ["person", "company"], "person", todo):
+        for pid, cid in select_in(Employment, ["person", "company"], "person", todo):
             known[pid].companies.add(cid)
-        for pid, value in _select_in(
+        for pid, value in select_in(
             ContactPoint, ["person", "value"], "person", todo, channel="email"
         ):
             k = known[pid]

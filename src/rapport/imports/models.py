@@ -84,6 +84,9 @@ class ImportRun(TimestampedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     undone_at = models.DateTimeField(null=True, blank=True)
+    # What the company review after the rows changed (``imports.review``), for undo:
+    # [{"op": "line" | "job" | "job_dropped" | "merge" | "company", ...}] in the order done.
+    review = models.JSONField(default=list)
 
     class Meta:
         ordering = ["-id"]
@@ -109,11 +112,22 @@ class ImportRow(models.Model):
     # For undo: [{"type": "person", "id": 1, "action": "create", "version": 1}, or
     # {"type": ..., "action": "update", "version": <after>, "before": {service data}}].
     changes = models.JSONField(default=list)
+    # The row's evidence of which company it names, for the review over every import: the
+    # name's key (``core.names.name_key``, legal form aside) and the tax id given.
+    company_key = models.CharField(max_length=300, blank=True, default="")
+    company_tax_id = models.CharField(max_length=50, blank=True, default="")
 
     class Meta:
         ordering = ["run", "row_number"]
         constraints = [
             models.UniqueConstraint(fields=["run", "row_number"], name="import_row_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["company_key"],
+                name="import_row_company_key",
+                condition=~models.Q(company_key=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -32,6 +32,7 @@ from rapport.core.bulk import objects_insert
 from rapport.core.emails import normalize_email
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
+from rapport.core.names import name_key
 from rapport.core.ownership import resolve_responsible
 from rapport.core.phones import parse_phones
 from rapport.core.scopes import scope_allows
@@ -63,6 +64,7 @@ from rapport.imports.readers import (
     iter_rows,
     sniff,
 )
+from rapport.imports.review import review_companies, review_undo
 from rapport.parties import services as parties
 from rapport.parties.models import Company, Person
 
@@ -662,6 +664,9 @@ def _process_chunk(ctx: RunContext, rows: list[RowData], *, write: bool = True) 
                 (ctx.people if kind == "person" else ctx.companies)[work.id_of(obj)] = rd.row_number
         for kind, obj in records.items():
             work.cands.put(kind, work.known(obj))
+        if "company" in records:
+            line.company_key = name_key(str(rd.company.get("short_name") or ""))
+            line.company_tax_id = str(rd.company.get("tax_id") or "")
         work.refs[id(line)] = (line, changes)
         work.records[id(line)] = records
     if write:
@@ -794,10 +799,14 @@ def _execute(run: ImportRun, actor: User | None, progress: Progress | None) -> I
     if chunk:
         _commit_chunk(ctx, chunk)
     run = ctx.run
-    run.status = RunStatus.DONE
-    run.finished_at = timezone.now()
-    run.counts = _counts(run)
-    run.save()
+    with transaction.atomic():  # a kill here leaves the run resumable: the review runs again
+        reviewed = review_companies(run, actor)
+        run.status = RunStatus.DONE
+        run.finished_at = timezone.now()
+        run.counts = _counts(run)
+        if reviewed:
+            run.counts["company_review"] = reviewed
+        run.save()
     event_record(
         name="import.done",
         object_type="import",
@@ -911,6 +920,7 @@ def run_undo(*, actor: User | None, run: ImportRun) -> UndoResult:
     result = UndoResult()
     with transaction.atomic():
         run = ImportRun.objects.select_for_update().get(pk=run.pk)
+        result.kept.extend(review_undo(run, actor))
         created: dict[tuple[str, int], int] = {}  # record -> row
         last_version: dict[tuple[str, int], int] = {}
         befores: dict[tuple[str, int], dict[str, Any]] = {}

@@ -235,6 +235,7 @@ def _count_labels() -> dict[str, str]:
         "undo_removed": _("removed by undo"),
         "undo_restored": _("restored by undo"),
         "undo_kept": _("kept by undo (changed since)"),
+        "company_review": _("rows moved to the company they turned out to be"),
     }
 
 

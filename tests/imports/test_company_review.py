@@ -1,0 +1,180 @@
+"""The review after an import (``rapport.imports.review``): a row's company decided again when
+a later import brings what tells it, and undone with that import."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rapport.dedupe.models import MergeRecord
+from rapport.imports import services
+from rapport.imports.models import ImportRow, ImportRun
+from rapport.parties.models import Company, Employment, Person
+
+pytestmark = pytest.mark.django_db
+
+HEADER = ["ФИО", "Компания", "Должность", "Телефон", "E-mail", "ИНН", "Город", "Комментарий"]
+INN_A, INN_B = "7707083893", "7736050003"  # two valid Russian tax ids
+
+
+def _import(actor: Any, tmp_path: Path, name: str, rows: list[list[str]]) -> ImportRun:
+    path = tmp_path / name
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
+    run = services.run_create(
+        actor=actor, source=path, file_name=path.name, target="people", default_region="RU"
+    )
+    return services.run_execute(run.pk, actor=actor)
+
+
+def _row(
+    name: str, company: str, *, tax_id: str = "", email: str = "", phone: str = ""
+) -> list[str]:
+    return [name, company, "", phone, email, tax_id, "", ""]
+
+
+def _companies_of(run: ImportRun) -> list[int | None]:
+    return list(
+        ImportRow.objects.filter(run=run)
+        .order_by("row_number")
+        .values_list("company_id", flat=True)
+    )
+
+
+def _employers(name: str) -> set[int]:
+    person = Person.objects.get(last_name=name, deleted_at=None)
+    return set(Employment.objects.filter(person=person).values_list("company_id", flat=True))
+
+
+def _base() -> dict[str, Any]:
+    """Everything an import and its review touch, to compare before and after an undo (a
+    person the import updated gets its values back under a new version)."""
+    return {
+        "companies": sorted(
+            Company.objects.values_list("pk", "short_name", "tax_id", "deleted_at", "version")
+        ),
+        "people": sorted(Person.objects.values_list("pk", "last_name", "deleted_at")),
+        "jobs": sorted(Employment.objects.values_list("pk", "person_id", "company_id")),
+        "lines": sorted(
+            ImportRow.objects.exclude(run__status="undone").values_list("pk", "company_id")
+        ),
+    }
+
+
+def test_a_row_linked_by_its_name_alone_moves_out_when_a_second_company_of_that_name_comes(
+    admin_user, tmp_path
+):
+    # given a first import: one "ООО Ромашка" with its tax id, and a row naming it without one
+    first = _import(
+        admin_user,
+        tmp_path,
+        "first.csv",
+        [
+            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
+            _row("Петрова Анна", "ООО «Ромашка»"),
+        ],
+    )
+    known_a, guessed = _companies_of(first)
+    assert guessed == known_a  # the only Ромашка there was: the name alone links it
+    before = _base()
+
+    # when a second import brings another "ООО Ромашка", with another tax id
+    second = _import(
+        admin_user, tmp_path, "second.csv", [_row("Сидоров Пётр", "Ромашка ООО", tax_id=INN_B)]
+    )
+
+    # then the guess is taken back: nothing tells which of the two Петрова's Ромашка is
+    (known_b,) = _companies_of(second)
+    _a, moved = _companies_of(first)
+    assert len({known_a, known_b, moved}) == 3
+    assert Company.objects.get(pk=moved).tax_id == ""
+    assert _employers("Петрова") == {moved}
+    assert _employers("Иванов") == {known_a}
+    assert second.counts["company_review"] == 1
+
+    # and undoing the second import gives the base back exactly as the first left it
+    result = services.run_undo(actor=admin_user, run=second)
+    assert result.kept == []
+    assert _base() == before
+
+
+def test_a_record_made_for_an_undecided_row_joins_the_company_its_person_comes_back_with(
+    admin_user, tmp_path
+):
+    # given two companies named "Ромашка" told apart by their tax ids, and a row naming
+    # "Ромашка" without one: it gets a record of its own (a duplicate to review)
+    first = _import(
+        admin_user,
+        tmp_path,
+        "first.csv",
+        [
+            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
+            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
+            _row("Петрова Анна", "Ромашка", email="anna@petrova.example"),
+        ],
+    )
+    known_a, known_b, undecided = _companies_of(first)
+    assert undecided not in (known_a, known_b)
+    before = _base()
+
+    # when she comes back in a later import with her company's tax id
+    second = _import(
+        admin_user,
+        tmp_path,
+        "second.csv",
+        [_row("Петрова Анна", "ООО Ромашка", tax_id=INN_B, email="anna@petrova.example")],
+    )
+
+    # then the record made for her first row was that company: merged into it, undoably
+    assert _companies_of(second) == [known_b]
+    assert _companies_of(first) == [known_a, known_b, known_b]
+    assert _employers("Петрова") == {known_b}
+    assert Company.objects.get(pk=undecided).deleted_at is not None
+    merge = MergeRecord.objects.get(merged_id=undecided)
+    assert merge.survivor_id == known_b
+
+    # and undoing the later import undoes the merge and gives the base back exactly
+    result = services.run_undo(actor=admin_user, run=second)
+    assert result.kept == []
+    assert _base() == before
+    assert MergeRecord.objects.get(pk=merge.pk).undone_at is not None
+
+
+def test_a_shared_switchboard_tells_which_of_two_same_named_companies_a_row_was(
+    admin_user, tmp_path
+):
+    first = _import(
+        admin_user,
+        tmp_path,
+        "first.csv",
+        [
+            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
+            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
+            _row("Петрова Анна", "ООО Ромашка", phone="+7 495 123-45-67"),
+        ],
+    )
+    _a, known_b, _undecided = _companies_of(first)
+
+    # a colleague of Сидоров, with the tax id, on the same office number
+    _import(
+        admin_user,
+        tmp_path,
+        "second.csv",
+        [_row("Кузнецов Олег", "ООО Ромашка", tax_id=INN_B, phone="8 (495) 123-45-67")],
+    )
+
+    assert _companies_of(first)[2] == known_b
+    assert _employers("Петрова") == {known_b}
+
+
+def test_the_review_keeps_two_legal_forms_of_one_name_apart_across_imports(admin_user, tmp_path):
+    first = _import(
+        admin_user, tmp_path, "first.csv", [_row("Иванов Иван", "АО Ромашка", tax_id=INN_A)]
+    )
+    second = _import(admin_user, tmp_path, "second.csv", [_row("Петрова Анна", "ООО Ромашка")])
+
+    assert _companies_of(first) != _companies_of(second)
+    assert "company_review" not in second.counts
