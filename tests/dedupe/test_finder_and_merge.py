@@ -273,3 +273,25 @@ def test_a_scan_from_the_page_is_recorded_with_its_status(admin_user, twins, cli
     scan.refresh_from_db()
     assert scan.pairs_found >= 1
     assert AuditEntry.objects.filter(object_type="duplicate_scan", object_id=scan.pk).exists()
+
+
+def test_a_name_held_by_many_people_with_nothing_else_in_common_makes_no_cluster(alice):
+    # given more people called "Иван Иванов" than a name can tell apart, and one "Иванв"
+    for _ in range(finder.NAME_CAP + 1):
+        _person(alice, "Иван", "Иванов")
+    _person(alice, "Иван", "Иванв")
+    # and a rare name entered twice, once with a typo
+    a = _person(alice, "Мария", "Кузнецова")
+    b = _person(alice, "Мария", "Кузнецава")
+
+    stored = finder.scan("person")
+
+    # then only the rare name's pair is a likely duplicate
+    assert list(DuplicatePair.objects.values_list("a_id", "b_id")) == [(a.pk, b.pk)]
+    assert stored == 1
+
+
+def test_a_second_scan_stores_nothing_twice_and_counts_only_new_pairs(alice, twins):
+    assert finder.scan("person") == 1
+    assert finder.scan("person") == 0
+    assert DuplicatePair.objects.count() == 1

@@ -1,10 +1,12 @@
 """The duplicate finder: likely duplicates across the whole base, without comparing all pairs.
 
 Blocking first, scoring after:
-- exact keys: the same email, phone or tax id, or the same name key (groups over 50
-  records are skipped: a switchboard number or "Ivanov Ivan" in a big base says nothing);
-- sorted neighbourhood: name keys in sorted order and in sorted order of their reversed
-  tokens, each compared with the next ``WINDOW`` keys (a typo late or early in a name).
+- exact keys: the same email, phone or tax id (groups over ``GROUP_CAP`` records are
+  skipped: a switchboard number says nothing), or the same name key (over ``NAME_CAP``:
+  "Ivanov Ivan" in a big base says nothing by itself);
+- sorted neighbourhood: distinct name keys in sorted order and in sorted order of their
+  reversed tokens, each compared with the next ``WINDOW`` keys (a typo late or early in a
+  name).
 Each candidate pair is scored from both records' evidence (``pair_score``); pairs at or
 above ``MIN_SCORE`` are stored for review. New records are checked as they are created
 (``handlers``), through the duplicate guard's own candidates.
@@ -27,7 +29,11 @@ from rapport.parties.models import Company, ContactPoint, Employment, Person
 
 MIN_SCORE = 85
 WINDOW = 8
-GROUP_CAP = 50
+GROUP_CAP = 50  # records sharing one phone, email or tax id
+# Records of one name with nothing else shared: a name held by more says nothing by itself
+# (1M people hold ~3M pairs of identical names in groups of up to 50, none of them told by
+# anything but the name); their duplicates share a phone or an email, found by those.
+NAME_CAP = 5
 BATCH = 2000
 
 
@@ -108,10 +114,32 @@ def pair_score(a: Known, b: Known) -> tuple[int, list[str]]:
 
 
 def _candidate_pairs(object_type: str, since_id: int = 0) -> Iterator[tuple[int, int]]:
+    """Candidate pairs, (smaller id, larger id), each group or window read and let go in
+    turn: nothing of the whole base is kept but its ids and name keys for the sorted pass.
+
+    A pair can come twice: from two exact keys (a phone and an email) or from an exact key
+    and the names; it is scored twice and stored once (``store_pairs``). The two sorted
+    orders hand over each pair once, and identical names only come from the name-key
+    groups, where ``NAME_CAP`` applies (thirty people called "Ivanov Ivan" are not
+    duplicates of each other by their name)."""
+    yield from _exact_key_pairs(object_type, since_id)
+    yield from _neighbour_pairs(object_type, since_id)
+
+
+def _group_pairs(members: list[int], since_id: int) -> Iterator[tuple[int, int]]:
+    ids = sorted(set(members))
+    for x in range(len(ids)):
+        for y in range(x + 1, len(ids)):
+            if ids[y] > since_id:
+                yield ids[x], ids[y]
+
+
+def _exact_key_pairs(object_type: str, since_id: int) -> Iterator[tuple[int, int]]:
+    """Records sharing an email, a phone or a tax id (groups of 2..``GROUP_CAP``) or a name
+    key (2..``NAME_CAP``)."""
     model = _model(object_type)
     live = model.objects.filter(deleted_at__isnull=True)
     owner = "company" if object_type == "company" else "person"
-    # Exact keys.
     points = (
         ContactPoint.objects.filter(
             **{f"{owner}__isnull": False, f"{owner}__deleted_at__isnull": True}
@@ -122,74 +150,100 @@ def _candidate_pairs(object_type: str, since_id: int = 0) -> Iterator[tuple[int,
         .filter(n__gt=1, n__lte=GROUP_CAP)
         .order_by()
     )
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     by_channel: dict[str, list[str]] = defaultdict(list)
     for p in points:
         by_channel[p["channel"]].append(p["value"])
     for channel, values in by_channel.items():
         for i in range(0, len(values), BATCH):
+            groups: dict[str, list[int]] = defaultdict(list)
             for oid, value in ContactPoint.objects.filter(
                 **{f"{owner}__isnull": False},
                 channel=channel,
                 value__in=values[i : i + BATCH],
             ).values_list(f"{owner}_id", "value"):
-                groups[(channel, value)].append(oid)
-    field_groups = ["name_key"] + (["tax_id"] if model is Company else [])
-    for f in field_groups:
+                groups[value].append(oid)
+            for members in groups.values():
+                yield from _group_pairs(members, since_id)
+    for f in ["name_key"] + (["tax_id"] if model is Company else []):
+        cap = NAME_CAP if f == "name_key" else GROUP_CAP
         dupes = (
             live.exclude(**{f: ""})
             .values(f)
             .annotate(n=Count("id"))
-            .filter(n__gt=1, n__lte=GROUP_CAP)
+            .filter(n__gt=1, n__lte=cap)
             .order_by()
             .values_list(f, flat=True)
         )
         values = list(dupes)
         for i in range(0, len(values), BATCH):
+            groups = defaultdict(list)
             for oid, value in live.filter(**{f"{f}__in": values[i : i + BATCH]}).values_list(
                 "id", f
             ):
-                groups[(f, value)].append(oid)
-    for members in groups.values():
-        ids = sorted(set(members))
-        for x in range(len(ids)):
-            for y in range(x + 1, len(ids)):
-                if ids[y] > since_id:
-                    yield ids[x], ids[y]
-    # Sorted neighbourhood on the name key and on its reversed tokens.
-    rows = list(live.exclude(name_key="").values_list("id", "name_key"))
-    for order in (lambda r: r[1], lambda r: " ".join(reversed(r[1].split()))):
-        rows.sort(key=order)
-        for i, (oid, key) in enumerate(rows):
-            for other, okey in rows[i + 1 : i + 1 + WINDOW]:
-                if (oid > since_id or other > since_id) and fuzz.ratio(key, okey) >= 70:
-                    yield (oid, other) if oid < other else (other, oid)
+                groups[value].append(oid)
+            for members in groups.values():
+                yield from _group_pairs(members, since_id)
+
+
+def _reversed_tokens(key: str) -> str:
+    return " ".join(reversed(key.split()))
+
+
+def _neighbour_pairs(object_type: str, since_id: int) -> Iterator[tuple[int, int]]:
+    """Sorted neighbourhood over the distinct name keys: each against the next ``WINDOW``
+    keys in sorted order, then in the order of its reversed tokens (a typo late or early
+    in a name), each pair of keys once over both orders; the records of two alike keys are
+    paired when neither name is held by more than ``NAME_CAP`` records (identical names
+    are the name-key groups')."""
+    live = _model(object_type).objects.filter(deleted_at__isnull=True).exclude(name_key="")
+    holders: dict[str, list[int]] = {}
+    for oid, key in live.values_list("id", "name_key").iterator(chunk_size=BATCH * 10):
+        members = holders.get(key)
+        if members is None:
+            holders[key] = [oid]
+        elif len(members) <= NAME_CAP:  # one more says the name is too common
+            members.append(oid)
+    keys = sorted(holders)
+    second = sorted(range(len(keys)), key=lambda i: _reversed_tokens(keys[i]))
+    for n, order in enumerate((range(len(keys)), second)):
+        for place, i in enumerate(order):
+            mine = holders[keys[i]]
+            if len(mine) > NAME_CAP:
+                continue
+            for j in order[place + 1 : place + 1 + WINDOW]:
+                if n == 1 and abs(i - j) <= WINDOW:
+                    continue  # neighbours in the first order too: paired there
+                theirs = holders[keys[j]]
+                if len(theirs) > NAME_CAP or fuzz.ratio(keys[i], keys[j]) < 70:
+                    continue
+                for a in mine:
+                    for b in theirs:
+                        if a > since_id or b > since_id:
+                            yield (a, b) if a < b else (b, a)
 
 
 def scan(object_type: str, *, progress: Callable[[int], None] | None = None) -> int:
-    """Find likely duplicates over the whole base; returns the number of pairs stored."""
-    # Pairs already taken, packed into one int each (a tuple of two ints costs ~3× the
-    # memory: ~5M candidate pairs at 1M people).
-    seen: set[int] = set()
-    found = 0
+    """Find likely duplicates over the whole base; returns the number of new pairs stored.
+
+    Memory stays that of the base's ids and name keys (the sorted pass) plus one batch:
+    a pair handed over twice is scored twice and stored once."""
+    before = DuplicatePair.objects.filter(object_type=object_type).count()
+    stored = 0
     batch: list[tuple[int, int]] = []
     for pair in _candidate_pairs(object_type):
-        packed = pair[0] << 40 | pair[1]  # ids below 2**40
-        if packed in seen:
-            continue
-        seen.add(packed)
         batch.append(pair)
         if len(batch) >= BATCH:
-            found += _score_and_store(object_type, batch)
+            stored += _score_and_store(object_type, batch)
             batch = []
             if progress:
-                progress(found)
+                progress(stored)
     if batch:
-        found += _score_and_store(object_type, batch)
-    return found
+        _score_and_store(object_type, batch)
+    return DuplicatePair.objects.filter(object_type=object_type).count() - before
 
 
 def _score_and_store(object_type: str, pairs: list[tuple[int, int]]) -> int:
+    pairs = sorted(set(pairs))  # the same pair twice in one batch is scored once
     ids = sorted({i for p in pairs for i in p})
     known = {k.id: k for k in known_records(_model(object_type), ids)}
     rows: list[DuplicatePair] = []
