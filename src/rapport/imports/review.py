@@ -159,10 +159,24 @@ def _groups(keys: list[str]) -> dict[str, _Group]:
             groups[key].lines.append(
                 _Line(lid, tax_id, pid, cid, list(phones or []), (lid, cid) in created, live[cid])
             )
-    taxed = Company.objects.filter(name_key__in=keys, deleted_at=None).exclude(tax_id="")
-    for cid, key, tax_id, form in taxed.values_list("pk", "name_key", "tax_id", "legal_form"):
-        groups[key].taxed[cid] = (tax_id, _form(form))
-    return groups
+    # A name whose rows all give a tax id, each tax id's rows in one record, is settled:
+    # nothing would move. The others need the companies of that name known by a tax id.
+    unsettled = sorted(k for k, g in groups.items() if g.lines and not _settled(g))
+    for part in range(0, len(unsettled), KEYS_PER_QUERY):
+        taxed = Company.objects.filter(
+            name_key__in=unsettled[part : part + KEYS_PER_QUERY], deleted_at=None
+        ).exclude(tax_id="")
+        for cid, key, tax_id, form in taxed.values_list("pk", "name_key", "tax_id", "legal_form"):
+            groups[key].taxed[cid] = (tax_id, _form(form))
+    return {k: groups[k] for k in unsettled}
+
+
+def _settled(group: _Group) -> bool:
+    records: dict[str, int] = {}
+    for x in group.lines:
+        if not x.tax_id or records.setdefault(x.tax_id, x.company_id) != x.company_id:
+            return False
+    return True
 
 
 def _created(line_ids: list[int]) -> set[tuple[int, int]]:
