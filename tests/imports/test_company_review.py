@@ -178,3 +178,35 @@ def test_the_review_keeps_two_legal_forms_of_one_name_apart_across_imports(admin
 
     assert _companies_of(first) != _companies_of(second)
     assert "company_review" not in second.counts
+
+
+def test_a_merge_whose_company_changed_since_is_kept_by_the_undo_and_said(admin_user, tmp_path):
+    from rapport.parties.services import company_update
+
+    first = _import(
+        admin_user,
+        tmp_path,
+        "first.csv",
+        [
+            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
+            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
+            _row("Петрова Анна", "Ромашка", email="anna@petrova.example"),
+        ],
+    )
+    _a, known_b, undecided = _companies_of(first)
+    second = _import(
+        admin_user,
+        tmp_path,
+        "second.csv",
+        [_row("Петрова Анна", "ООО Ромашка", tax_id=INN_B, email="anna@petrova.example")],
+    )
+    # someone edits the company the review merged the undecided record into
+    company = Company.objects.get(pk=known_b)
+    company_update(actor=admin_user, company=company, data={"city": "Тула"})
+
+    result = services.run_undo(actor=admin_user, run=second)
+
+    assert any(str(known_b) in message for message in result.kept)
+    assert Company.objects.get(pk=undecided).deleted_at is not None  # the merge stays
+    assert _companies_of(first)[2] == known_b  # and the row's report says where it is
+    assert Company.objects.get(pk=known_b).city == "Тула"

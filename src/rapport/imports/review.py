@@ -340,15 +340,38 @@ def _move_job(person_id: int, source: int, target: int, log: _Log) -> None:
 
 
 def review_undo(run: ImportRun, actor: User | None) -> list[str]:
-    """Take back what the review of ``run`` changed, last first; what could not be."""
+    """Take back what the review of ``run`` changed; what could not be.
+
+    Merges first (last first): a merge that cannot be undone (its survivor changed since)
+    keeps its rows' report lines on the survivor. Then the moved rows and employments, then
+    the companies the review made, once nothing points at them."""
     from rapport.dedupe import services as dedupe
     from rapport.dedupe.models import MergeRecord
 
     kept: list[str] = []
     people: set[int] = set()
-    for op in reversed(run.review or []):
+    ops = list(reversed(run.review or []))
+    merged_away: set[int] = set()  # records whose merge stays
+    for op in ops:
+        if op["op"] != "merge":
+            continue
+        record = MergeRecord.objects.filter(pk=op["id"], undone_at=None).first()
+        if record is None:
+            continue
+        try:
+            dedupe.merge_undo(actor=None, record=record)
+        except (StaleVersion, FieldErrors, PermissionDenied):
+            merged_away.add(record.merged_id)
+            kept.append(
+                _(
+                    "Company %(id)s was changed after the import merged another into it; "
+                    "the merge is kept."
+                )
+                % {"id": record.survivor_id}
+            )
+    for op in ops:
         kind = op["op"]
-        if kind == "line":
+        if kind == "line" and op["company"] not in merged_away:
             ImportRow.objects.filter(pk=op["id"]).update(company_id=op["company"])
         elif kind == "job":
             job = Employment.objects.filter(pk=op["id"]).first()
@@ -362,30 +385,15 @@ def review_undo(run: ImportRun, actor: User | None) -> list[str]:
             ).exists():
                 Employment.objects.create(pk=op["id"], **data)
                 people.add(data["person_id"])
-        elif kind == "merge":
-            record = MergeRecord.objects.filter(pk=op["id"], undone_at=None).first()
-            if record is None:
-                continue
-            try:
-                dedupe.merge_undo(actor=None, record=record)
-            except (StaleVersion, FieldErrors, PermissionDenied):
-                kept.append(
-                    _(
-                        "Company %(id)s was changed after the import merged another into it; "
-                        "the merge is kept."
-                    )
-                    % {"id": record.survivor_id}
-                )
-        elif kind == "company":
-            company = Company.objects.filter(pk=op["id"]).first()
-            if company is not None:
-                refused = parties.parties_purge(
-                    actor=actor,
-                    object_type="company",
-                    objs=[company],
-                    reason=f"import {run.pk} undone",
-                )
-                kept.extend(refused.values())
+    for op in ops:
+        if op["op"] != "company":
+            continue
+        company = Company.objects.filter(pk=op["id"]).first()
+        if company is not None:
+            refused = parties.parties_purge(
+                actor=actor, object_type="company", objs=[company], reason=f"import {run.pk} undone"
+            )
+            kept.extend(refused.values())
     for person in Person.objects.filter(pk__in=people):
         parties._reindex(person)  # noqa: SLF001
     ImportRun.objects.filter(pk=run.pk).update(review=[])
