@@ -210,3 +210,35 @@ def test_a_merge_whose_company_changed_since_is_kept_by_the_undo_and_said(admin_
     assert Company.objects.get(pk=undecided).deleted_at is not None  # the merge stays
     assert _companies_of(first)[2] == known_b  # and the row's report says where it is
     assert Company.objects.get(pk=known_b).city == "Тула"
+
+
+def test_rows_of_another_spelling_follow_a_record_the_review_merges(admin_user, tmp_path):
+    # given Петрова's undecided "Ромашка Трейдинг", once more with a typo (her company by
+    # her, not by the name)
+    first = _import(
+        admin_user,
+        tmp_path,
+        "first.csv",
+        [
+            _row("Иванов Иван", "ООО Ромашка Трейдинг", tax_id=INN_A),
+            _row("Сидоров Пётр", "ООО Ромашка Трейдинг", tax_id=INN_B),
+            _row("Петрова Анна", "Ромашка Трейдинг", email="anna@petrova.example"),
+            _row("Петрова Анна", "Ромашка Трейдингг", email="anna@petrova.example"),
+        ],
+    )
+    _a, known_b, undecided, typo = _companies_of(first)
+    assert typo == undecided
+    before = _base()
+
+    # when she comes back with her company's tax id
+    second = _import(
+        admin_user,
+        tmp_path,
+        "second.csv",
+        [_row("Петрова Анна", "ООО Ромашка Трейдинг", tax_id=INN_B, email="anna@petrova.example")],
+    )
+
+    # then both her earlier rows say the company they were, and undo puts them back
+    assert _companies_of(first)[2:] == [known_b, known_b]
+    assert services.run_undo(actor=admin_user, run=second).kept == []
+    assert _base() == before

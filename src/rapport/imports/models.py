@@ -128,6 +128,12 @@ class ImportRow(models.Model):
                 name="import_row_company_key",
                 condition=~models.Q(company_key=""),
             ),
+            # the rows on a company the review merges away follow it
+            models.Index(
+                fields=["company_id"],
+                name="import_row_company",
+                condition=models.Q(company_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -290,6 +290,7 @@ def _apply(group: _Group, moves: dict[int, int], log: _Log, actor: User | None, 
         pk for (pk,) in select_in(Company, ["id"], "id", sorted(set(moves.values())), live=True)
     }
     moves = {lid: cid for lid, cid in moves.items() if cid in live}
+    moved = len(moves)
     by_record: dict[int, list[_Line]] = {}
     for x in group.lines:
         by_record.setdefault(x.company_id, []).append(x)
@@ -306,6 +307,13 @@ def _apply(group: _Group, moves: dict[int, int], log: _Log, actor: User | None, 
                 actor=None, object_type="company", survivor_id=target, merged_id=source
             )
             log.add(op="merge", id=record.pk)
+            # Rows of other names on it (a spelling linked by tax id or person) follow.
+            mine = {x.id for x in going}
+            others = ImportRow.objects.filter(company_id=source).exclude(pk__in=mine)
+            for lid in others.values_list("pk", flat=True):
+                ImportRow.objects.filter(pk=lid).update(company_id=target)
+                log.add(op="line", id=lid, company=source)
+                moved += 1
         else:
             people = {x.person_id for x in going if x.person_id}
             for pid in sorted(people):
@@ -314,7 +322,7 @@ def _apply(group: _Group, moves: dict[int, int], log: _Log, actor: User | None, 
         for x in going:
             ImportRow.objects.filter(pk=x.id).update(company_id=moves[x.id])
             log.add(op="line", id=x.id, company=source)
-    return len(moves)
+    return moved
 
 
 def _move_job(person_id: int, source: int, target: int, log: _Log) -> None:
