@@ -227,6 +227,7 @@ def measure(what: str, path: Path) -> dict[str, Any]:
             out["counts"] = run.counts
         out["seconds_after_create"] = round(time.perf_counter() - t0, 2)
         if what == "import":  # then undo it (R14: undo restores the base); timed on its own
+            out["peak_mb_import"] = vm_hwm_mb()  # the import's own peak, before the undo's
             t1 = time.perf_counter()
             undone = services.run_undo(actor=actor, run=run)
             out["undo"] = {
