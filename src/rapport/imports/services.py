@@ -926,7 +926,8 @@ def run_undo(*, actor: User | None, run: ImportRun) -> UndoResult:
         befores: dict[tuple[str, int], dict[str, Any]] = {}
         first_row: dict[tuple[str, int], int] = {}
         lines = run.rows.exclude(changes=[]).order_by("row_number")
-        for row_number, changes in lines.values_list("row_number", "changes"):
+        # read in parts: a big run's report, parsed at once, was most of the undo's memory
+        for row_number, changes in lines.values_list("row_number", "changes").iterator(2000):
             for ch in changes:
                 key = (str(ch["type"]), int(ch["id"]))
                 if ch["action"] == "create":
