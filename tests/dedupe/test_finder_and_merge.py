@@ -295,3 +295,21 @@ def test_a_second_scan_stores_nothing_twice_and_counts_only_new_pairs(alice, twi
     assert finder.scan("person") == 1
     assert finder.scan("person") == 0
     assert DuplicatePair.objects.count() == 1
+
+
+def test_a_typo_early_in_a_name_is_found_by_the_reversed_order_once(alice):
+    # given two spellings of one name, with more names than the window sorted between them
+    a = _person(alice, "Aaronson", "Smithson")
+    b = _person(alice, "Baronson", "Smithson")
+    firsts = ["Abbot", "Abel", "Acton", "Adair", "Adler", "Agnew", "Ainsley", "Alden",
+              "Alford", "Allard", "Alton"]  # fmt: skip
+    lasts = ["Wolfe", "Xiong", "Young", "Zhang", "Quinn", "Price", "Ortiz", "Nunez", "Moore",
+             "Lopez", "Kelly"]  # fmt: skip
+    for first, last in zip(firsts, lasts, strict=True):
+        _person(alice, first, last)
+    assert len(firsts) > finder.WINDOW
+
+    stored = finder.scan("person")
+
+    assert list(DuplicatePair.objects.values_list("a_id", "b_id")) == [(a.pk, b.pk)]
+    assert stored == 1
