@@ -210,6 +210,9 @@ def test_a_merge_whose_company_changed_since_is_kept_by_the_undo_and_said(admin_
     assert Company.objects.get(pk=undecided).deleted_at is not None  # the merge stays
     assert _companies_of(first)[2] == known_b  # and the row's report says where it is
     assert Company.objects.get(pk=known_b).city == "Тула"
+    # her job stays at the company the merge kept, and the undo says so for her row
+    assert _employers("Петрова") == {known_b}
+    assert any(message.startswith("row 2:") for message in result.kept)
 
 
 def test_rows_of_another_spelling_follow_a_record_the_review_merges(admin_user, tmp_path):
