@@ -319,16 +319,21 @@ def _worker(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _processes() -> Iterator[tuple[Path, list[str]]]:
+    """Each process's /proc entry and the fields of its stat after the command name
+    (state, ppid, pgrp, …)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                yield entry, (entry / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _children(pid: int) -> dict[str, int]:
     """The worker's children by role ("cluster", "dispatcher"), from /proc."""
     found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
+    for entry, fields in _processes():
+        if int(fields[1]) == pid:
+            with contextlib.suppress(OSError):
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")
                 found[cmd[-2].decode() if len(cmd) > 1 else ""] = int(entry.name)
     return found
@@ -378,14 +383,11 @@ def test_the_worker_process_handles_events_and_stops_cleanly_on_sigterm(
 
 def _group_alive(pgid: int) -> list[int]:
     """The processes of a process group that are not zombies."""
-    alive: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == pgid and fields[0] != "Z":
-                    alive.append(int(entry.name))
-    return alive
+    return [
+        int(entry.name)
+        for entry, fields in _processes()
+        if int(fields[2]) == pgid and fields[0] != "Z"
+    ]
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")

@@ -36,6 +36,24 @@ def _row(
     return [name, company, "", phone, email, tax_id, "", ""]
 
 
+HER = "anna@petrova.example"  # Петрова's email, the same in every import
+
+
+def _two_of_one_name(company: str = "ООО Ромашка") -> list[list[str]]:
+    """Rows of two companies of one name, told apart by their tax ids."""
+    return [
+        _row("Иванов Иван", company, tax_id=INN_A),
+        _row("Сидоров Пётр", company, tax_id=INN_B),
+    ]
+
+
+def _she_comes_back(actor: Any, tmp_path: Path, company: str = "ООО Ромашка") -> ImportRun:
+    """A later import: Петрова with her company's tax id (Сидоров's company)."""
+    return _import(
+        actor, tmp_path, "second.csv", [_row("Петрова Анна", company, tax_id=INN_B, email=HER)]
+    )
+
+
 def _companies_of(run: ImportRun) -> list[int | None]:
     return list(
         ImportRow.objects.filter(run=run)
@@ -111,9 +129,8 @@ def test_a_record_made_for_an_undecided_row_joins_the_company_its_person_comes_b
         tmp_path,
         "first.csv",
         [
-            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
-            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
-            _row("Петрова Анна", "Ромашка", email="anna@petrova.example"),
+            *_two_of_one_name(),
+            _row("Петрова Анна", "Ромашка", email=HER),
         ],
     )
     known_a, known_b, undecided = _companies_of(first)
@@ -121,12 +138,7 @@ def test_a_record_made_for_an_undecided_row_joins_the_company_its_person_comes_b
     before = _base()
 
     # when she comes back in a later import with her company's tax id
-    second = _import(
-        admin_user,
-        tmp_path,
-        "second.csv",
-        [_row("Петрова Анна", "ООО Ромашка", tax_id=INN_B, email="anna@petrova.example")],
-    )
+    second = _she_comes_back(admin_user, tmp_path)
 
     # then the record made for her first row was that company: merged into it, undoably
     assert _companies_of(second) == [known_b]
@@ -151,8 +163,7 @@ def test_a_shared_switchboard_tells_which_of_two_same_named_companies_a_row_was(
         tmp_path,
         "first.csv",
         [
-            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
-            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
+            *_two_of_one_name(),
             _row("Петрова Анна", "ООО Ромашка", phone="+7 495 123-45-67"),
         ],
     )
@@ -188,18 +199,12 @@ def test_a_merge_whose_company_changed_since_is_kept_by_the_undo_and_said(admin_
         tmp_path,
         "first.csv",
         [
-            _row("Иванов Иван", "ООО Ромашка", tax_id=INN_A),
-            _row("Сидоров Пётр", "ООО Ромашка", tax_id=INN_B),
-            _row("Петрова Анна", "Ромашка", email="anna@petrova.example"),
+            *_two_of_one_name(),
+            _row("Петрова Анна", "Ромашка", email=HER),
         ],
     )
     _a, known_b, undecided = _companies_of(first)
-    second = _import(
-        admin_user,
-        tmp_path,
-        "second.csv",
-        [_row("Петрова Анна", "ООО Ромашка", tax_id=INN_B, email="anna@petrova.example")],
-    )
+    second = _she_comes_back(admin_user, tmp_path)
     # someone edits the company the review merged the undecided record into
     company = Company.objects.get(pk=known_b)
     company_update(actor=admin_user, company=company, data={"city": "Тула"})
@@ -223,10 +228,9 @@ def test_rows_of_another_spelling_follow_a_record_the_review_merges(admin_user, 
         tmp_path,
         "first.csv",
         [
-            _row("Иванов Иван", "ООО Ромашка Трейдинг", tax_id=INN_A),
-            _row("Сидоров Пётр", "ООО Ромашка Трейдинг", tax_id=INN_B),
-            _row("Петрова Анна", "Ромашка Трейдинг", email="anna@petrova.example"),
-            _row("Петрова Анна", "Ромашка Трейдингг", email="anna@petrova.example"),
+            *_two_of_one_name("ООО Ромашка Трейдинг"),
+            _row("Петрова Анна", "Ромашка Трейдинг", email=HER),
+            _row("Петрова Анна", "Ромашка Трейдингг", email=HER),
         ],
     )
     _a, known_b, undecided, typo = _companies_of(first)
@@ -234,12 +238,7 @@ def test_rows_of_another_spelling_follow_a_record_the_review_merges(admin_user, 
     before = _base()
 
     # when she comes back with her company's tax id
-    second = _import(
-        admin_user,
-        tmp_path,
-        "second.csv",
-        [_row("Петрова Анна", "ООО Ромашка Трейдинг", tax_id=INN_B, email="anna@petrova.example")],
-    )
+    second = _she_comes_back(admin_user, tmp_path, "ООО Ромашка Трейдинг")
 
     # then both her earlier rows say the company they were, and undo puts them back
     assert _companies_of(first)[2:] == [known_b, known_b]

@@ -365,12 +365,19 @@ SAME_FORMS: dict[str, str] = {
 }
 
 
+def form_family(legal_form: str) -> str:
+    """One name per legal form, whatever its script or language ("ООО", "LLC" and "MMC" are
+    "LLC", ``SAME_FORMS``); "" for none or a generic one ("Co.", "شركة")."""
+    if not legal_form or legal_form in GENERIC_FORMS:
+        return ""
+    return SAME_FORMS.get(legal_form, legal_form)
+
+
 def _form_conflict(a: str, b: str) -> bool:
     """Two specific legal forms that differ ("АО" / "ООО") make two companies; the same
-    form in another script or language ("ООО" / "LLC", ``SAME_FORMS``) does not."""
-    if not a or not b or a in GENERIC_FORMS or b in GENERIC_FORMS:
-        return False
-    return SAME_FORMS.get(a, a) != SAME_FORMS.get(b, b)
+    form in another script or language ("ООО" / "LLC") does not."""
+    fa, fb = form_family(a), form_family(b)
+    return bool(fa and fb and fa != fb)
 
 
 def company_candidates(rd: RowData, found: list[Known]) -> list[Known]:

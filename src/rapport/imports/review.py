@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
 from rapport.core.errors import FieldErrors, PermissionDenied, StaleVersion
-from rapport.imports.matching import GENERIC_FORMS, SAME_FORMS, select_in
+from rapport.imports.matching import form_family, select_in
 from rapport.imports.models import ImportRow, ImportRun, RunStatus
 from rapport.parties import services as parties
 from rapport.parties.models import Company, Employment, Person
@@ -60,13 +60,6 @@ class _Group:
 
     lines: list[_Line] = field(default_factory=list)
     taxed: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (tax id, form)
-
-
-def _form(legal_form: str) -> str:
-    """One name per legal form ("ООО", "LLC" and "MMC" are one); none for a generic one."""
-    if not legal_form or legal_form in GENERIC_FORMS:
-        return ""
-    return SAME_FORMS.get(legal_form, legal_form)
 
 
 class _Clusters:
@@ -150,7 +143,7 @@ def _groups(keys: list[str]) -> dict[str, _Group]:
     # in parts: one name can have more lines than SQLite takes parameters
     ids = sorted({r[4] for r in rows if r[4] is not None})
     live = {
-        pk: _form(form)
+        pk: form_family(form)
         for pk, form in select_in(Company, ["id", "legal_form"], "id", ids, live=True)
     }
     created = _created(sorted({r[0] for r in rows}))
@@ -167,7 +160,7 @@ def _groups(keys: list[str]) -> dict[str, _Group]:
             name_key__in=unsettled[part : part + KEYS_PER_QUERY], deleted_at=None
         ).exclude(tax_id="")
         for cid, key, tax_id, form in taxed.values_list("pk", "name_key", "tax_id", "legal_form"):
-            groups[key].taxed[cid] = (tax_id, _form(form))
+            groups[key].taxed[cid] = (tax_id, form_family(form))
     return {k: groups[k] for k in unsettled}
 
 
