@@ -11,7 +11,9 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import models, transaction
@@ -155,3 +157,20 @@ def rows_update(model: Any, objs: Sequence[Any], names: list[str]) -> None:
     ]
     with conn.cursor() as cur:
         cur.executemany(sql, params)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a chunk of an import allocates ~100 objects a
+    row, which made the collector run its young generations every few rows and, with
+    Django's long-lived objects in the heap, an old one every few hundred (~12 % of an
+    import's time, bench/README.md 2026-11-30 morning). Reference counting still frees
+    what is dropped; cycles made inside wait for the first collection after the block,
+    so the memory this holds is bounded by the block's own work."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
-from rapport.core.bulk import objects_insert
+from rapport.core.bulk import gc_paused, objects_insert
 from rapport.core.emails import normalize_email
 from rapport.core.errors import FieldErrors, PermissionDenied, ServiceError, StaleVersion
 from rapport.core.events import event_record
@@ -824,7 +824,7 @@ def _commit_chunk(ctx: RunContext, chunk: list[RowData]) -> None:
     run = ctx.run
     people, companies, counts = dict(ctx.people), dict(ctx.companies), dict(ctx.counts)
     try:
-        with transaction.atomic():
+        with gc_paused(), transaction.atomic():
             lines = _process_chunk(ctx, chunk)
             objects_insert(ImportRow, lines)
             for line in lines:
