@@ -99,14 +99,16 @@ def select_in(
         where += f" AND {qn(meta.get_field('channel').column)} = %s"
         extra = [channel]
     target = qn(meta.get_field(column).column)
+    head = f"SELECT {cols} FROM {qn(meta.db_table)} WHERE {target}"  # noqa: S608 - names from the model
     with connection.cursor() as cur:
         for part in _in_parts(values, size):
-            marks = ", ".join(["%s"] * len(part))
-            cur.execute(
-                f"SELECT {cols} FROM {qn(meta.db_table)} "  # noqa: S608 - names from the model
-                f"WHERE {target} IN ({marks}){where}",
-                [*part, *extra],
-            )
+            if connection.vendor == "postgresql":
+                # one array parameter: psycopg composes a query of 2,000 "%s" anew each
+                # time (~10 % of an import's time on PostgreSQL), an array in C
+                cur.execute(f"{head} = ANY(%s){where}", [list(part), *extra])
+            else:
+                marks = ", ".join(["%s"] * len(part))
+                cur.execute(f"{head} IN ({marks}){where}", [*part, *extra])
             yield from cur.fetchall()
 
 
