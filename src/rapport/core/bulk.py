@@ -164,7 +164,7 @@ def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside: a chunk of an import allocates ~100 objects a
     row, which made the collector run its young generations every few rows and, with
     Django's long-lived objects in the heap, an old one every few hundred (~12 % of an
-    import's time, bench/README.md 2026-11-30 morning). Reference counting still frees
+    import's time, bench/README.md, "2026-11-30 (morning)"). Reference counting still frees
     what is dropped; cycles made inside wait for the first collection after the block,
     so the memory this holds is bounded by the block's own work."""
     enabled = gc.isenabled()
