@@ -986,25 +986,27 @@ def _undo_create(
     model: type[Company] | type[Person] = Company if kind == "company" else Person
     ids = list(rows)
     for start in range(0, len(ids), parties.PURGE_CHUNK):
-        part = ids[start : start + parties.PURGE_CHUNK]
-        kept: dict[int, str] = {}
-        purge: list[Company | Person] = []
-        for obj in model.objects.filter(pk__in=part):
-            if obj.version == versions[obj.pk] and obj.deleted_at is None:
-                purge.append(obj)
-                continue
-            label = _("row %(row)s") % {"row": rows[obj.pk]}
-            changed = _("%(row)s: %(record)s was changed after the import and is kept.")
-            kept[obj.pk] = changed % {"row": label, "record": obj}
-        purge.sort(key=lambda o: rows[o.pk])  # audit entries and events in the order of the rows
-        refused = parties.parties_purge(
-            actor=actor, object_type=kind, objs=purge, reason=f"import {run.pk} undone"
-        )
-        for pk, why in refused.items():
-            label = _("row %(row)s") % {"row": rows[pk]}
-            kept[pk] = f"{label}: {why}"
-        result.removed += len(purge) - len(refused)
-        result.kept.extend(kept[pk] for pk in part if pk in kept)  # in the order of the rows
+        with gc_paused():  # a chunk's objects: no collector runs among them (core.bulk)
+            part = ids[start : start + parties.PURGE_CHUNK]
+            kept: dict[int, str] = {}
+            purge: list[Company | Person] = []
+            for obj in model.objects.filter(pk__in=part):
+                if obj.version == versions[obj.pk] and obj.deleted_at is None:
+                    purge.append(obj)
+                    continue
+                label = _("row %(row)s") % {"row": rows[obj.pk]}
+                changed = _("%(row)s: %(record)s was changed after the import and is kept.")
+                kept[obj.pk] = changed % {"row": label, "record": obj}
+            # audit entries and events in the order of the rows
+            purge.sort(key=lambda o: rows[o.pk])
+            refused = parties.parties_purge(
+                actor=actor, object_type=kind, objs=purge, reason=f"import {run.pk} undone"
+            )
+            for pk, why in refused.items():
+                label = _("row %(row)s") % {"row": rows[pk]}
+                kept[pk] = f"{label}: {why}"
+            result.removed += len(purge) - len(refused)
+            result.kept.extend(kept[pk] for pk in part if pk in kept)  # in the order of the rows
 
 
 def _undo_update(
@@ -1016,40 +1018,41 @@ def _undo_update(
     version after it) their values back, a chunk at a time: read and locked together,
     each restored or kept on its own, written with bulk statements."""
     for start in range(0, len(todo), parties.PURGE_CHUNK):
-        part = todo[start : start + parties.PURGE_CHUNK]
-        batch = parties.DirectoryBatch(actor=actor)
-        batch.load(
-            companies=[pk for (kind, pk), _r, _b, _v in part if kind == "company"],
-            people=[pk for (kind, pk), _r, _b, _v in part if kind == "person"],
-            lock=True,
-        )
-        for key, row, before, version in part:
-            obj = batch.get(*key)
-            if obj is None:  # purged since: nothing to give back
-                continue
-            label = _("row %(row)s") % {"row": row}
-            data = dict(before)
-            if "birthday" in data and not data["birthday"]:
-                data["birthday"] = None
-            mark = batch.mark()
-            try:
-                if isinstance(obj, Person):
-                    batch.person_update(person=obj, data=data, version=version)
-                else:
-                    batch.company_update(company=obj, data=data, version=version)
-            except StaleVersion:
-                batch.undo_to(mark)
-                result.kept.append(
-                    _("%(row)s: %(record)s was changed after the import; its values are kept.")
-                    % {"row": label, "record": obj}
-                )
-                continue
-            except (FieldErrors, PermissionDenied) as exc:
-                batch.undo_to(mark)
-                result.kept.append(f"{label}: {exc}")
-                continue
-            result.restored += 1
-        batch.flush()
+        with gc_paused():  # a chunk's objects: no collector runs among them (core.bulk)
+            part = todo[start : start + parties.PURGE_CHUNK]
+            batch = parties.DirectoryBatch(actor=actor)
+            batch.load(
+                companies=[pk for (kind, pk), _r, _b, _v in part if kind == "company"],
+                people=[pk for (kind, pk), _r, _b, _v in part if kind == "person"],
+                lock=True,
+            )
+            for key, row, before, version in part:
+                obj = batch.get(*key)
+                if obj is None:  # purged since: nothing to give back
+                    continue
+                label = _("row %(row)s") % {"row": row}
+                data = dict(before)
+                if "birthday" in data and not data["birthday"]:
+                    data["birthday"] = None
+                mark = batch.mark()
+                try:
+                    if isinstance(obj, Person):
+                        batch.person_update(person=obj, data=data, version=version)
+                    else:
+                        batch.company_update(company=obj, data=data, version=version)
+                except StaleVersion:
+                    batch.undo_to(mark)
+                    result.kept.append(
+                        _("%(row)s: %(record)s was changed after the import; its values are kept.")
+                        % {"row": label, "record": obj}
+                    )
+                    continue
+                except (FieldErrors, PermissionDenied) as exc:
+                    batch.undo_to(mark)
+                    result.kept.append(f"{label}: {exc}")
+                    continue
+                result.restored += 1
+            batch.flush()
 
 
 def invalid_lines(run: ImportRun) -> list[ImportRow]:
