@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from rapidfuzz import fuzz
 
+from rapport.core.bulk import gc_paused
 from rapport.core.names import key_similarity
 from rapport.dedupe.models import DuplicatePair, PairStatus
 from rapport.parties.models import Company, ContactPoint, Employment, Person
@@ -231,15 +232,19 @@ def scan(object_type: str, *, progress: Callable[[int], None] | None = None) -> 
     before = DuplicatePair.objects.filter(object_type=object_type).count()
     stored = 0
     batch: list[tuple[int, int]] = []
-    for pair in _candidate_pairs(object_type):
-        batch.append(pair)
-        if len(batch) >= BATCH:
-            stored += _score_and_store(object_type, batch)
-            batch = []
-            if progress:
-                progress(stored)
-    if batch:
-        _score_and_store(object_type, batch)
+    # The sorted pass holds every record's id and key: each run of the collector's oldest
+    # generation walked them (13 % of a scan of 1M people: 186 s, 161 s without). The scan
+    # makes no cyclic garbage worth collecting: its peak memory was the same (345 MB).
+    with gc_paused():
+        for pair in _candidate_pairs(object_type):
+            batch.append(pair)
+            if len(batch) >= BATCH:
+                stored += _score_and_store(object_type, batch)
+                batch = []
+                if progress:
+                    progress(stored)
+        if batch:
+            _score_and_store(object_type, batch)
     return DuplicatePair.objects.filter(object_type=object_type).count() - before
 
 
