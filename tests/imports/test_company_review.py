@@ -244,3 +244,60 @@ def test_rows_of_another_spelling_follow_a_record_the_review_merges(admin_user, 
     assert _companies_of(first)[2:] == [known_b, known_b]
     assert services.run_undo(actor=admin_user, run=second).kept == []
     assert _base() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_finishing_while_another_review_runs_waits_for_it_then_is_done(
+    admin_user, tmp_path
+):
+    import threading
+    import time
+
+    import psycopg
+    from django.db import connection, connections
+
+    from rapport.imports.models import RunStatus
+    from rapport.imports.review import REVIEW_LOCK
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite writers already take turns")
+    # given another import's review holding the reviews' lock (a session of its own)
+    s = connection.settings_dict
+    other = psycopg.connect(
+        host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"],
+        dbname=s["NAME"], autocommit=True,
+    )  # fmt: skip
+    other.execute("SELECT pg_advisory_lock(%s)", [REVIEW_LOCK])
+    path = tmp_path / "first.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows([HEADER, *_two_of_one_name()])
+    run = services.run_create(
+        actor=admin_user, source=path, file_name=path.name, target="people", default_region="RU"
+    )
+    finished: list[ImportRun] = []
+
+    def execute() -> None:
+        try:
+            finished.append(services.run_execute(run.pk, actor=admin_user))
+        finally:
+            connections.close_all()
+
+    # when this import's rows are written while that review runs
+    worker = threading.Thread(target=execute)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while ImportRun.objects.get(pk=run.pk).rows_done < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        # then it waits for the other review: its rows are in, it is not done yet
+        assert worker.is_alive()
+        assert ImportRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    finally:
+        other.execute("SELECT pg_advisory_unlock(%s)", [REVIEW_LOCK])
+        other.close()
+        worker.join(30)
+    # and once that review is over, it reviews its own names and is done
+    assert not worker.is_alive()
+    assert finished[0].status == RunStatus.DONE
+    assert ImportRun.objects.get(pk=run.pk).counts["created"] == 2

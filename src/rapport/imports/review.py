@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from rapport.accounts.models import User
@@ -235,10 +236,25 @@ class _Log:
         self.run.review = self.ops
 
 
+# Two imports finishing together would each decide a shared name over what the other is
+# moving and merging; the later one's transaction would fail on the records the first changed
+# (its run left "failed", to be resumed). On PostgreSQL a transaction-level advisory lock
+# makes one review (or the undo of one) wait for the other; SQLite writers already take turns.
+REVIEW_LOCK = 0x52415056  # "RAPV"
+
+
+def _one_review_at_a_time() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [REVIEW_LOCK])
+
+
 def review_companies(run: ImportRun, actor: User | None) -> int:
     """Decide again the companies of the names ``run`` brought (see the module); call inside
     the transaction that finishes the run. How many report lines changed company."""
     from rapport.dedupe import services as dedupe
+
+    _one_review_at_a_time()
 
     keys = sorted(
         set(run.rows.exclude(company_key="").values_list("company_key", flat=True).distinct())
@@ -349,6 +365,7 @@ def review_undo(run: ImportRun, actor: User | None) -> list[str]:
     from rapport.dedupe import services as dedupe
     from rapport.dedupe.models import MergeRecord
 
+    _one_review_at_a_time()
     kept: list[str] = []
     people: set[int] = set()
     ops = list(reversed(run.review or []))
