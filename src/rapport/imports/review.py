@@ -237,7 +237,7 @@ class _Log:
 
 
 # Two imports finishing together would each decide a shared name over what the other is
-# moving and merging; the later one's transaction would fail on the records the first changed
+# moving and merging; the later one's transaction could fail on the records the first changed
 # (its run left "failed", to be resumed). On PostgreSQL a transaction-level advisory lock
 # makes one review (or the undo of one) wait for the other; SQLite writers already take turns.
 REVIEW_LOCK = 0x52415056  # "RAPV"
