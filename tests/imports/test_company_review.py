@@ -20,13 +20,18 @@ HEADER = ["ФИО", "Компания", "Должность", "Телефон", 
 INN_A, INN_B = "7707083893", "7736050003"  # two valid Russian tax ids
 
 
-def _import(actor: Any, tmp_path: Path, name: str, rows: list[list[str]]) -> ImportRun:
+def _created(actor: Any, tmp_path: Path, name: str, rows: list[list[str]]) -> ImportRun:
+    """A run of a ";" CSV of ``rows`` under the people header, created, not executed."""
     path = tmp_path / name
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
-    run = services.run_create(
+    return services.run_create(
         actor=actor, source=path, file_name=path.name, target="people", default_region="RU"
     )
+
+
+def _import(actor: Any, tmp_path: Path, name: str, rows: list[list[str]]) -> ImportRun:
+    run = _created(actor, tmp_path, name, rows)
     return services.run_execute(run.pk, actor=actor)
 
 
@@ -268,12 +273,7 @@ def test_an_import_finishing_while_another_review_runs_waits_for_it_then_is_done
         dbname=s["NAME"], autocommit=True,
     )  # fmt: skip
     other.execute("SELECT pg_advisory_lock(%s)", [REVIEW_LOCK])
-    path = tmp_path / "first.csv"
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, delimiter=";").writerows([HEADER, *_two_of_one_name()])
-    run = services.run_create(
-        actor=admin_user, source=path, file_name=path.name, target="people", default_region="RU"
-    )
+    run = _created(admin_user, tmp_path, "first.csv", _two_of_one_name())
     finished: list[ImportRun] = []
 
     def execute() -> None:
